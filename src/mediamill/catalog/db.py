@@ -1,0 +1,725 @@
+"""The catalog: engine set-up (SQLite WAL or PostgreSQL), migrations, and every query.
+
+All reads that can be large are streamed in keyset pages; all writes are batched in one
+transaction per batch (never one commit per item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
+
+from mediamill.catalog.models import Item, Job, Library, Result, utcnow
+from mediamill.processors.base import ItemRef, Outcome, Status
+
+log = logging.getLogger(__name__)
+
+#: the newest migration; checked against Alembic's head by the test suite, so start-up can
+#: skip loading Alembic when the catalog is already current
+HEAD_REVISION = "0001"
+PAGE = 1000
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot be opened or used (unreachable server, unwritable file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryRef:
+    id: int
+    name: str
+    root: str
+    kind: str
+    scanned_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which items of a library a job covers.
+
+    ``paths``: only these item paths; ``only``: ``None`` (every item not fresh), ``"failed"``
+    (items whose last result failed), ``"new"`` (items with no result yet).
+    """
+
+    library_id: int
+    kinds: frozenset[str] | None = None
+    paths: tuple[str, ...] | None = None
+    only: str | None = None
+
+
+def fingerprint_meta(meta: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a source entry's metadata."""
+    raw = json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool if not path else None)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the catalog to the newest schema (Alembic), skipping Alembic when already there."""
+    with engine.connect() as conn:
+        try:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:
+            conn.rollback()
+            current = None
+    if current == HEAD_REVISION:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Catalog:
+    """Libraries, items, results and jobs in one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Catalog:
+        """Open (and migrate) the catalog at ``url``, or the configured/default one."""
+        if not url:
+            from mediamill.settings import load
+
+            url = load().db_url()
+        try:
+            engine = make_engine(url)
+            upgrade(engine)
+        except Exception as exc:
+            raise CatalogError(f"cannot open catalog {url!r}: {exc}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # ---------------------------------------------------------------- libraries
+    def add_library(
+        self, root: str, *, name: str | None = None, kind: str = "folder"
+    ) -> LibraryRef:
+        """The library at ``root``, created on first use (its name defaults to the folder name)."""
+        found = self.library_by_root(root)
+        if found:
+            return found
+        base = name or Path(root).name or root
+        with self.engine.begin() as conn:
+            candidate, n = base, 1
+            while conn.execute(select(Library.id).where(Library.name == candidate)).first():
+                n += 1
+                candidate = f"{base}-{n}"
+            conn.execute(insert(Library).values(name=candidate, root=root, kind=kind))
+        found = self.library_by_root(root)
+        assert found is not None
+        return found
+
+    def _library(self, where: Any) -> LibraryRef | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    Library.id, Library.name, Library.root, Library.kind, Library.scanned_at
+                ).where(where)
+            ).first()
+        return LibraryRef(*row) if row else None
+
+    def library_by_root(self, root: str | os.PathLike[str]) -> LibraryRef | None:
+        key = str(root)
+        if "://" not in key:
+            key = os.path.abspath(key)
+        return self._library(Library.root == key)
+
+    def library_by_name(self, name: str) -> LibraryRef | None:
+        return self._library(Library.name == name)
+
+    def library(self, library_id: int) -> LibraryRef | None:
+        return self._library(Library.id == library_id)
+
+    def libraries(self) -> list[LibraryRef]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Library.id, Library.name, Library.root, Library.kind, Library.scanned_at
+                ).order_by(Library.name)
+            ).all()
+        return [LibraryRef(*r) for r in rows]
+
+    def delete_library(self, library_id: int) -> None:
+        with self.engine.begin() as conn:
+            item_ids = select(Item.id).where(Item.library_id == library_id)
+            conn.execute(delete(Result).where(Result.item_id.in_(item_ids)))
+            conn.execute(delete(Item).where(Item.library_id == library_id))
+            conn.execute(update(Job).where(Job.library_id == library_id).values(library_id=None))
+            conn.execute(delete(Library).where(Library.id == library_id))
+
+    def mark_scanned(self, library_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Library).where(Library.id == library_id).values(scanned_at=utcnow())
+            )
+
+    def library_counts(self, library_id: int) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.kind, func.count())
+                .where(Item.library_id == library_id, Item.present.is_(True))
+                .group_by(Item.kind)
+            ).all()
+        return dict(rows)
+
+    # ---------------------------------------------------------------- items (scan side)
+    def existing_items(
+        self, library_id: int, paths: Sequence[str]
+    ) -> dict[str, tuple[int, int, int, bool]]:
+        """``path -> (id, size, mtime_ns, present)`` for those of ``paths`` already known."""
+        out: dict[str, tuple[int, int, int, bool]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(paths), 900):
+                chunk = paths[start : start + 900]
+                rows = conn.execute(
+                    select(Item.path, Item.id, Item.size, Item.mtime_ns, Item.present).where(
+                        Item.library_id == library_id, Item.path.in_(chunk)
+                    )
+                )
+                for path, item_id, size, mtime_ns, present in rows:
+                    out[path] = (item_id, size, mtime_ns, present)
+        return out
+
+    def insert_items(self, library_id: int, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert new items (dicts with path, kind, size, mtime_ns, fingerprint, ...)."""
+        if not rows:
+            return []
+        now = utcnow()
+        values = [
+            {"library_id": library_id, "first_seen": now, "last_changed": now, **r} for r in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(Item), values)
+            ids = (
+                conn.execute(
+                    select(Item.id).where(
+                        Item.library_id == library_id, Item.path.in_([r["path"] for r in rows])
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return list(ids)
+
+    def update_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Update changed or reappeared items: dicts with ``id`` and the new column values."""
+        if not rows:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(Item)
+                    .where(Item.id == row["id"])
+                    .values(
+                        present=True,
+                        last_changed=now,
+                        **{k: v for k, v in row.items() if k != "id"},
+                    )
+                )
+
+    def iter_item_ids(self, library_id: int, *, present: bool = True) -> Iterator[int]:
+        """Stream item ids of a library in ascending order."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                ids = (
+                    conn.execute(
+                        select(Item.id)
+                        .where(
+                            Item.library_id == library_id, Item.present.is_(present), Item.id > last
+                        )
+                        .order_by(Item.id)
+                        .limit(PAGE * 10)
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not ids:
+                return
+            yield from ids
+            last = ids[-1]
+
+    def mark_missing(self, item_ids: Sequence[int]) -> None:
+        with self.engine.begin() as conn:
+            for start in range(0, len(item_ids), 900):
+                conn.execute(
+                    update(Item)
+                    .where(Item.id.in_(item_ids[start : start + 900]))
+                    .values(present=False, last_changed=utcnow())
+                )
+
+    def sync_entries(
+        self, library_id: int, entries: Iterable[Any], *, chunk: int = 2000
+    ) -> dict[str, int]:
+        """Upsert a source's entries (``SourceEntry``) as items; mark vanished ones missing."""
+        counts = {"new": 0, "changed": 0, "unchanged": 0, "missing": 0}
+        seen: list[int] = []
+
+        def flush(buffer: list[Any]) -> None:
+            by_key = {e.key: e for e in buffer}
+            known = self._existing_fingerprints(library_id, list(by_key))
+            new, changed = [], []
+            for key, entry in by_key.items():
+                fp = fingerprint_meta(entry.meta)
+                if key not in known:
+                    new.append(
+                        {
+                            "path": key,
+                            "kind": entry.kind,
+                            "fingerprint": fp,
+                            "meta": dict(entry.meta),
+                        }
+                    )
+                    continue
+                item_id, old_fp, present = known[key]
+                seen.append(item_id)
+                if old_fp != fp or not present:
+                    changed.append(
+                        {
+                            "id": item_id,
+                            "kind": entry.kind,
+                            "fingerprint": fp,
+                            "meta": dict(entry.meta),
+                        }
+                    )
+                else:
+                    counts["unchanged"] += 1
+            seen.extend(self.insert_items(library_id, new))
+            self.update_items(changed)
+            counts["new"] += len(new)
+            counts["changed"] += len(changed)
+
+        buffer: list[Any] = []
+        for entry in entries:
+            buffer.append(entry)
+            if len(buffer) >= chunk:
+                flush(buffer)
+                buffer = []
+        flush(buffer)
+        missing = self.missing_ids(library_id, seen)
+        self.mark_missing(missing)
+        counts["missing"] = len(missing)
+        self.mark_scanned(library_id)
+        return counts
+
+    def missing_ids(self, library_id: int, seen: Iterable[int]) -> list[int]:
+        """Present items of the library whose id is not in ``seen``.
+
+        ``seen`` is kept as one sorted int64 array (8 bytes an item), not a Python set.
+        """
+        import numpy as np
+
+        seen_ids = np.sort(np.fromiter(seen, dtype=np.int64))
+        missing: list[int] = []
+        page: list[int] = []
+
+        def check() -> None:
+            ids = np.asarray(page, dtype=np.int64)
+            pos = np.searchsorted(seen_ids, ids)
+            pos[pos >= len(seen_ids)] = 0
+            known = seen_ids[pos] == ids if len(seen_ids) else np.zeros(len(ids), dtype=bool)
+            missing.extend(int(i) for i in ids[~known])
+
+        for item_id in self.iter_item_ids(library_id):
+            page.append(item_id)
+            if len(page) >= PAGE * 10:
+                check()
+                page = []
+        if page:
+            check()
+        return missing
+
+    def ids_outside(self, item_ids: Sequence[int], prefixes: Sequence[str]) -> list[int]:
+        """Those of ``item_ids`` whose path is not under any of the folder ``prefixes``."""
+        keep: list[int] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(item_ids), 900):
+                rows = conn.execute(
+                    select(Item.id, Item.path).where(Item.id.in_(item_ids[start : start + 900]))
+                )
+                keep.extend(
+                    i
+                    for i, path in rows
+                    if not any(path.startswith(p.rstrip("/") + "/") for p in prefixes)
+                )
+        return keep
+
+    def _existing_fingerprints(
+        self, library_id: int, keys: Sequence[str]
+    ) -> dict[str, tuple[int, str, bool]]:
+        out: dict[str, tuple[int, str, bool]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 900):
+                rows = conn.execute(
+                    select(Item.path, Item.id, Item.fingerprint, Item.present).where(
+                        Item.library_id == library_id, Item.path.in_(keys[start : start + 900])
+                    )
+                )
+                for path, item_id, fp, present in rows:
+                    out[path] = (item_id, fp, present)
+        return out
+
+    # ---------------------------------------------------------------- items (run side)
+    def _item_ref(self, row: Any, root: str | None) -> ItemRef:
+        abspath = None
+        if root is not None and "://" not in root:
+            rel = os.fsdecode(row.path_bytes) if row.path_bytes is not None else row.path
+            abspath = os.path.join(root, rel)
+        return ItemRef(
+            id=row.id,
+            path=row.path,
+            kind=row.kind,
+            abspath=abspath,
+            size=row.size,
+            mtime_ns=row.mtime_ns,
+            fingerprint=row.fingerprint,
+            meta=row.meta,
+        )
+
+    def _selection_filter(
+        self, sel: Selection, processor: str, version: str, *, force: bool, job_id: str | None
+    ) -> Any:
+        """SQL condition for the items of ``sel`` that still need ``processor``."""
+        cond = [Item.library_id == sel.library_id, Item.present.is_(True)]
+        if sel.kinds is not None:
+            cond.append(Item.kind.in_(sorted(sel.kinds)))
+        if sel.paths is not None:
+            cond.append(Item.path.in_(list(sel.paths)))
+        if sel.only == "failed":
+            cond.append(Result.status == Status.FAILED)
+        elif sel.only == "new":
+            cond.append(Result.id.is_(None))
+        if force or sel.only == "failed":
+            # everything selected, except what this very job already did (so a resumed forced
+            # job does not start over)
+            if job_id is not None:
+                cond.append(
+                    or_(Result.id.is_(None), Result.job_id.is_(None), Result.job_id != job_id)
+                )
+        else:
+            cond.append(
+                or_(
+                    Result.id.is_(None),
+                    Result.version != version,
+                    Result.fingerprint != Item.fingerprint,
+                )
+            )
+        return and_(*cond)
+
+    def _join(self, processor: str) -> Any:
+        return Item.__table__.outerjoin(
+            Result.__table__, and_(Result.item_id == Item.id, Result.processor == processor)
+        )
+
+    def count_selection(self, sel: Selection) -> int:
+        cond = [Item.library_id == sel.library_id, Item.present.is_(True)]
+        if sel.kinds is not None:
+            cond.append(Item.kind.in_(sorted(sel.kinds)))
+        if sel.paths is not None:
+            cond.append(Item.path.in_(list(sel.paths)))
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(Item).where(*cond)).scalar_one()
+            )
+
+    def count_pending(
+        self,
+        sel: Selection,
+        processor: str,
+        version: str,
+        *,
+        force: bool = False,
+        job_id: str | None = None,
+    ) -> int:
+        cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(self._join(processor)).where(cond)
+                ).scalar_one()
+            )
+
+    def iter_pending(
+        self,
+        sel: Selection,
+        processor: str,
+        version: str,
+        *,
+        root: str | None,
+        force: bool = False,
+        job_id: str | None = None,
+        page: int = PAGE,
+    ) -> Iterator[ItemRef]:
+        """Stream the items that need ``processor``, in id order, one page at a time."""
+        cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
+        cols = (
+            Item.id,
+            Item.path,
+            Item.path_bytes,
+            Item.kind,
+            Item.size,
+            Item.mtime_ns,
+            Item.fingerprint,
+            Item.meta,
+        )
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(*cols)
+                    .select_from(self._join(processor))
+                    .where(cond, Item.id > last)
+                    .order_by(Item.id)
+                    .limit(page)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield self._item_ref(row, root)
+            last = rows[-1].id
+
+    def iter_items(self, library_id: int) -> Iterator[ItemRef]:
+        """Stream every present item of a library."""
+        lib = self.library(library_id)
+        root = lib.root if lib else None
+        cols = (
+            Item.id,
+            Item.path,
+            Item.path_bytes,
+            Item.kind,
+            Item.size,
+            Item.mtime_ns,
+            Item.fingerprint,
+            Item.meta,
+        )
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(*cols)
+                    .where(Item.library_id == library_id, Item.present.is_(True), Item.id > last)
+                    .order_by(Item.id)
+                    .limit(PAGE)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield self._item_ref(row, root)
+            last = rows[-1].id
+
+    def item_id(self, library_id: int, path: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(Item.id).where(Item.library_id == library_id, Item.path == path)
+            ).scalar()
+
+    # ---------------------------------------------------------------- results
+    def write_outcomes(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        processor: str,
+        version: str,
+        job_id: str | None,
+        fingerprints: Mapping[int, str],
+        job_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Upsert results (one row per item and processor) and the job's counters, in one
+        transaction. Retried when the database is briefly locked."""
+        if not outcomes and not job_values:
+            return
+        now = utcnow()
+        rows = [
+            {
+                "item_id": o.item_id,
+                "processor": processor,
+                "status": str(o.status),
+                "data": o.data,
+                "error": o.error,
+                "duration": o.duration,
+                "version": version,
+                "fingerprint": fingerprints.get(o.item_id, ""),
+                "job_id": job_id,
+                "updated_at": now,
+            }
+            for o in outcomes
+        ]
+        with self._write_lock, self.engine.begin() as conn:
+            if rows:
+                stmt = self._insert(Result.__table__)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["item_id", "processor"],
+                    set_={
+                        c: stmt.excluded[c]
+                        for c in (
+                            "status",
+                            "data",
+                            "error",
+                            "duration",
+                            "version",
+                            "fingerprint",
+                            "job_id",
+                            "updated_at",
+                        )
+                    },
+                )
+                conn.execute(stmt, rows)
+            if job_values and job_id is not None:
+                conn.execute(update(Job).where(Job.id == job_id).values(**job_values))
+
+    def iter_results(
+        self, library_id: int, processor: str
+    ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(path, status, data)`` of the latest result of ``processor`` for each present item."""
+        for path, _kind, status, data, _error in self.iter_export(
+            library_id, processor, with_pending=False
+        ):
+            yield path, status, data or {}
+
+    def iter_export(
+        self,
+        library_id: int,
+        processor: str,
+        *,
+        kinds: frozenset[str] | None = None,
+        with_pending: bool = True,
+        status: str | None = None,
+    ) -> Iterator[tuple[str, str, str, dict[str, Any] | None, str | None]]:
+        """``(path, kind, status, data, error)`` per present item, in path order, streamed."""
+        last = 0
+        join = self._join(processor)
+        cond = [Item.library_id == library_id, Item.present.is_(True)]
+        if kinds is not None:
+            cond.append(Item.kind.in_(sorted(kinds)))
+        if not with_pending:
+            cond.append(Result.id.is_not(None))
+        if status == "pending":
+            cond.append(Result.id.is_(None))
+        elif status:
+            cond.append(Result.status == status)
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(Item.id, Item.path, Item.kind, Result.status, Result.data, Result.error)
+                    .select_from(join)
+                    .where(*cond, Item.id > last)
+                    .order_by(Item.id)
+                    .limit(PAGE)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.path, row.kind, row.status or "pending", row.data, row.error
+            last = rows[-1].id
+
+    def item_results(self, library_id: int, path: str) -> dict[str, Any] | None:
+        """One item with every processor's latest result, or ``None``."""
+        with self.engine.connect() as conn:
+            item = (
+                conn.execute(select(Item).where(Item.library_id == library_id, Item.path == path))
+                .scalars()
+                .first()
+            )
+            if item is None:
+                return None
+            results = (
+                conn.execute(
+                    select(Result).where(Result.item_id == item.id).order_by(Result.processor)
+                )
+                .scalars()
+                .all()
+            )
+            return {
+                "path": item.path,
+                "kind": item.kind,
+                "size": item.size,
+                "present": item.present,
+                "meta": item.meta,
+                "results": {
+                    r.processor: {
+                        "status": r.status,
+                        "data": r.data,
+                        "error": r.error,
+                        "duration": r.duration,
+                        "version": r.version,
+                        "job_id": r.job_id,
+                        "updated_at": r.updated_at.isoformat(),
+                    }
+                    for r in results
+                },
+            }
+
+    def count_results(self, processor: str, library_id: int | None = None) -> dict[str, int]:
+        q = select(Result.status, func.count()).where(Result.processor == processor)
+        if library_id is not None:
+            q = q.join(Item, Item.id == Result.item_id).where(Item.library_id == library_id)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(q.group_by(Result.status)).all())
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        """Set job columns other than ``status`` (that one changes in jobs.status only)."""
+        assert "status" not in values
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == job_id).values(**values))

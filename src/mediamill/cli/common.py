@@ -1,0 +1,106 @@
+"""What the command groups share: the catalog flag, the console, the live progress bar."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from mediamill.catalog.db import Catalog, CatalogError
+from mediamill.engine.progress import Hook
+from mediamill.engine.progress import Progress as JobProgress
+from mediamill.processors.base import ItemRef, Outcome, Status
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = typer.Option(
+    None, "--db", envvar="MEDIAMILL_DB", help="Catalog URL (SQLAlchemy); default: SQLite in the "
+    "user data dir.", show_default=False,
+)
+
+
+def open_catalog(db: str | None) -> Catalog:
+    try:
+        return Catalog.open(db)
+    except CatalogError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class RichProgressHook(Hook):
+    """A Rich progress bar: done/total, ok/failed/skipped, rate, ETA and worker busy share."""
+
+    def __init__(self, label: str, *, quiet: bool = False) -> None:
+        self.quiet = quiet or not console.is_terminal and os.environ.get("MEDIAMILL_PROGRESS") != "1"
+        self.label = label
+        self.failures: list[tuple[str, str]] = []
+        self.failure_count = 0
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=console,
+            transient=False,
+        )
+        self._task: Any = None
+
+    def on_start(self, progress: JobProgress) -> None:
+        if self.quiet:
+            return
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=progress.total,
+                                        completed=progress.processed, counts="", speed="",
+                                        eta="--:--")
+
+    def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
+        if outcome.status is Status.FAILED:
+            self.failure_count += 1
+            if len(self.failures) < 20:
+                self.failures.append((item.path, outcome.error or "failed"))
+
+    def on_progress(self, progress: JobProgress) -> None:
+        if self._task is None:
+            return
+        busy = "/".join(f"{share:.0%}" for share in progress.busy.values())
+        self._bar.update(
+            self._task, completed=progress.processed, total=progress.total,
+            counts=f"[green]{progress.ok} ok[/] [red]{progress.failed} failed[/] "
+                   f"[dim]{progress.skipped} skipped[/]",
+            speed=f"{progress.rate:,.0f}/s" + (f" busy {busy}" if busy else ""),
+            eta=_eta(progress.eta_seconds),
+        )
+
+    def on_finish(self, progress: JobProgress) -> None:
+        if self._task is not None:
+            self.on_progress(progress)
+            self._bar.stop()

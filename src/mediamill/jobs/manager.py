@@ -1,0 +1,262 @@
+"""Persistent jobs: create, read, list, ask to pause/cancel/resume, delete, and take over the
+jobs of dead processes. Every state change goes through :func:`jobs.status.transition`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mediamill.catalog.db import Catalog
+from mediamill.catalog.models import Job, Library, Result, utcnow
+from mediamill.jobs.status import FINISHED, JobStatus, transition
+
+#: job options the engine understands (everything else goes to the processor)
+ENGINE_OPTIONS = (
+    "workers",
+    "batch_size",
+    "rate",
+    "limit",
+    "force",
+    "dry_run",
+    "executor",
+    "item_timeout",
+    "adaptive_latency",
+)
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class InvalidRequest(ValueError):
+    pass
+
+
+def this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by ``host:pid`` lives (only knowable on this host)."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def create_job(
+    catalog: Catalog,
+    processor: str,
+    library_id: int | None,
+    *,
+    selection: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    priority: int = 0,
+    status: JobStatus = JobStatus.QUEUED,
+) -> str:
+    job_id = str(uuid.uuid4())
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            insert(Job).values(
+                id=job_id,
+                processor=processor,
+                library_id=library_id,
+                selection=dict(selection or {}),
+                options=dict(options or {}),
+                priority=priority,
+                status=str(status),
+                created_at=utcnow(),
+            )
+        )
+    return job_id
+
+
+def _as_dict(job: Job, library: str | None, rate_fallback: float = 0.0) -> dict[str, Any]:
+    done = job.processed_items
+    total = job.total_items
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "processor": job.processor,
+        "library": library,
+        "library_id": job.library_id,
+        "selection": job.selection,
+        "options": job.options,
+        "priority": job.priority,
+        "total_items": total,
+        "processed_items": done,
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+        "skipped": job.skipped,
+        "progress": 1.0 if job.status == JobStatus.COMPLETED else (done / total if total else 0.0),
+        "rate": job.rate or rate_fallback,
+        "eta_seconds": job.eta_seconds,
+        "error": job.error,
+        "summary": job.summary,
+        "requested": job.requested,
+        "owner": job.owner,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+        "heartbeat_at": _iso(job.heartbeat_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def get_job(catalog: Catalog, job_id: str) -> dict[str, Any]:
+    with Session(catalog.engine) as session:
+        row = session.execute(
+            select(Job, Library.name)
+            .outerjoin(Library, Library.id == Job.library_id)
+            .where(Job.id == job_id)
+        ).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _as_dict(row[0], row[1])
+
+
+def list_jobs(
+    catalog: Catalog, *, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    q = select(Job, Library.name).outerjoin(Library, Library.id == Job.library_id)
+    count = select(func.count()).select_from(Job)
+    if status:
+        q = q.where(Job.status == status)
+        count = count.where(Job.status == status)
+    with Session(catalog.engine) as session:
+        rows = session.execute(
+            q.order_by(Job.created_at.desc()).limit(limit).offset(offset)
+        ).all()
+        total = int(session.execute(count).scalar_one())
+    return [_as_dict(r[0], r[1]) for r in rows], total
+
+
+def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
+    """Ask for ``pause``, ``cancel`` or ``resume``; queued/paused jobs change at once, running
+    ones when their runner sees the request (within a fraction of a second)."""
+    job = get_job(catalog, job_id)
+    status = JobStatus(job["status"])
+    if action == "resume":
+        if status is not JobStatus.PAUSED:
+            raise InvalidRequest(f"job is {status}, only a paused job can be resumed")
+        transition(catalog, job_id, JobStatus.QUEUED, expect=JobStatus.PAUSED)
+    elif action in ("pause", "cancel"):
+        if status in FINISHED:
+            raise InvalidRequest(f"job is already {status}")
+        target = JobStatus.PAUSED if action == "pause" else JobStatus.CANCELLED
+        if status is JobStatus.RUNNING:
+            with catalog.engine.begin() as conn:
+                conn.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "running")
+                    .values(requested=action)
+                )
+        elif status is JobStatus.PAUSED and action == "pause":
+            pass
+        elif not transition(catalog, job_id, target, expect=status):
+            # it started in between: ask its runner instead
+            with catalog.engine.begin() as conn:
+                conn.execute(update(Job).where(Job.id == job_id).values(requested=action))
+    else:
+        raise InvalidRequest(f"unknown action {action!r}")
+    return get_job(catalog, job_id)
+
+
+def delete_job(catalog: Catalog, job_id: str) -> None:
+    """Delete a finished or paused job's record (results stay in the catalog)."""
+    job = get_job(catalog, job_id)
+    if job["status"] in (JobStatus.RUNNING, JobStatus.QUEUED):
+        raise InvalidRequest(f"job is {job['status']}: cancel it first")
+    with catalog.engine.begin() as conn:
+        conn.execute(update(Result).where(Result.job_id == job_id).values(job_id=None))
+        conn.execute(delete(Job).where(Job.id == job_id))
+
+
+def heartbeat(catalog: Catalog, job_id: str) -> str | None:
+    """Renew the lease; return what a user requested (``pause``/``cancel``) or ``None``."""
+    with catalog.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+        return conn.execute(select(Job.requested).where(Job.id == job_id)).scalar()
+
+
+def stale_running_jobs(catalog: Catalog, lease_seconds: float) -> list[str]:
+    """Running jobs whose owner is dead (same host) or whose lease expired."""
+    limit = utcnow() - timedelta(seconds=lease_seconds)
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(Job.id, Job.owner, Job.heartbeat_at).where(Job.status == "running")
+        ).all()
+    return [
+        job_id
+        for job_id, owner, beat in rows
+        if owner != this_owner() and (not owner_alive(owner) or beat is None or beat < limit)
+    ]
+
+
+def claim_next(catalog: Catalog, lease_seconds: float) -> str | None:
+    """Claim one job for this process: a queued one (priority, then age) or a stale running
+    one; the conditional update makes two coordinators never claim the same job."""
+    owner = this_owner()
+    for job_id in stale_running_jobs(catalog, lease_seconds):
+        with catalog.engine.connect() as conn:
+            old = conn.execute(select(Job.owner).where(Job.id == job_id)).scalar()
+        with catalog.engine.begin() as conn:
+            taken = conn.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running", Job.owner == old)
+                .values(owner=owner, heartbeat_at=utcnow())
+            ).rowcount
+        if taken:
+            return job_id
+    with catalog.engine.connect() as conn:
+        candidates = (
+            conn.execute(
+                select(Job.id)
+                .where(Job.status == "queued")
+                .order_by(Job.priority.desc(), Job.created_at)
+                .limit(5)
+            )
+            .scalars()
+            .all()
+        )
+    for job_id in candidates:
+        if transition(catalog, job_id, JobStatus.RUNNING, expect=JobStatus.QUEUED, owner=owner):
+            return job_id
+    return None
+
+
+def cleanup_old(catalog: Catalog, retention_days: float) -> int:
+    """Delete finished job records older than ``retention_days`` (results stay)."""
+    limit = utcnow() - timedelta(days=retention_days)
+    with catalog.engine.begin() as conn:
+        old = (
+            conn.execute(
+                select(Job.id).where(
+                    Job.status.in_([str(s) for s in FINISHED]), Job.completed_at < limit
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if old:
+            conn.execute(update(Result).where(Result.job_id.in_(old)).values(job_id=None))
+            conn.execute(delete(Job).where(Job.id.in_(old)))
+    return len(old)

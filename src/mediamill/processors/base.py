@@ -1,0 +1,201 @@
+"""The Processor contract, the item a worker sees, and the registry that finds processors.
+
+Lifecycle of a processor, per job:
+
+* ``__init__(options)`` runs wherever the processor is needed; it must be cheap and only
+  validate/keep options (the runner also builds one to read ``name``/``version``/``work``).
+* ``setup()`` runs once per worker (thread or process) before its first item: load models,
+  open handles.
+* ``process(item)`` runs once per item and returns the item's ``data`` (a JSON-able dict).
+  Raise any exception to mark the item ``failed`` (the message is the recorded cause), or
+  raise :class:`Skip` to mark it ``skipped`` with a reason.
+* ``teardown()`` always runs when a worker stops, even after errors.
+* ``finish(ctx)`` runs once per job, in the runner's process, after the last item (remove
+  orphans, write playlists); it returns a JSON-able summary or ``None``.
+
+A processor instance must be picklable from its options alone: process workers rebuild it
+from ``(name, options)`` through the registry.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class Work(StrEnum):
+    """What bounds a processor: ``io`` work runs on threads, ``cpu`` work on processes."""
+
+    IO = "io"
+    CPU = "cpu"
+
+
+class Skip(Exception):
+    """Raised by ``process`` to record the item as skipped, with the message as reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Everything a worker needs to process one item; picklable, no catalog access.
+
+    ``path`` is the item's key in its library: a POSIX path relative to the library root for
+    files, or a stable key such as ``movie/123`` for VOD entries. ``abspath`` is the file on
+    this machine (``None`` for items that are not files). ``meta`` carries source metadata
+    (VOD entries: title, year, stream URL, ...).
+    """
+
+    id: int
+    path: str
+    kind: str
+    abspath: str | None = None
+    size: int = 0
+    mtime_ns: int = 0
+    fingerprint: str = ""
+    meta: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class FinishContext:
+    """What ``finish`` gets: the library, the job's options and counters, and dry-run."""
+
+    library_root: str | None
+    job_id: str
+    options: Mapping[str, Any]
+    dry_run: bool
+    counters: Mapping[str, int]
+    catalog: Any = None  # mediamill.catalog.db.Catalog; Any keeps processors import-light
+    library_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor:
+    """Base class of every processor; see the module docstring for the lifecycle."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    work: ClassVar[Work] = Work.IO
+    #: item kinds this processor accepts; ``None`` accepts every kind
+    kinds: ClassVar[frozenset[str] | None] = None
+    #: in a dry run, whether the engine still calls ``process`` (with option ``dry_run`` true,
+    #: the processor then changes nothing and reports what it would do) or only lists the
+    #: pending items. Dry-run outcomes are never stored as results.
+    dry_run_processes: ClassVar[bool] = False
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+
+    def setup(self) -> None:
+        """Prepare per-worker state. Default: nothing."""
+
+    def process(self, item: ItemRef) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release per-worker state. Default: nothing."""
+
+    def finish(self, ctx: FinishContext) -> dict[str, Any] | None:
+        """Run once after the last item of a job. Default: nothing."""
+        return None
+
+
+_BUILTINS = {
+    "probe": "mediamill.processors.probe:ProbeProcessor",
+    "audio": "mediamill.processors.audio:AudioProcessor",
+    "strm": "mediamill.processors.strm:StrmProcessor",
+}
+ENTRY_POINT_GROUP = "mediamill.processors"
+_extra: dict[str, type[Processor]] = {}
+
+
+class UnknownProcessor(LookupError):
+    pass
+
+
+def register(cls: type[Processor]) -> type[Processor]:
+    """Register a processor class at run time (tests, plug-ins loaded by hand)."""
+    _extra[cls.name] = cls
+    return cls
+
+
+def _load(target: str) -> type[Processor]:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Processor)):
+        raise TypeError(f"{target} is not a Processor subclass")
+    return cls
+
+
+def available() -> list[str]:
+    """Names of every processor: built-ins, run-time registrations and entry points."""
+    names = set(_BUILTINS) | set(_extra)
+    names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+def get(name: str) -> type[Processor]:
+    """The processor class called ``name``; raises :class:`UnknownProcessor`."""
+    if name in _extra:
+        return _extra[name]
+    if ":" in name:  # "package.module:Class", for processors outside any registry
+        return _load(name)
+    if name in _BUILTINS:
+        return _load(_BUILTINS[name])
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        return _load(ep.value)
+    raise UnknownProcessor(f"unknown processor {name!r}; available: {', '.join(available())}")
+
+
+def create(name: str, options: Mapping[str, Any] | None = None) -> Processor:
+    return get(name)(options)
+
+
+class Status(StrEnum):
+    """What happened to one item."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One item's result as a worker reports it; the runner writes it to the catalog."""
+
+    item_id: int
+    status: Status
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    duration: float = 0.0
+    worker: str = ""
+
+
+def run_one(processor: Processor, item: ItemRef, worker: str = "") -> Outcome:
+    """Process one item, turning every exception into a recorded outcome (error isolation)."""
+    start = time.perf_counter()
+    try:
+        data = processor.process(item)
+    except Skip as skip:
+        return Outcome(
+            item.id,
+            Status.SKIPPED,
+            None,
+            str(skip) or "skipped",
+            time.perf_counter() - start,
+            worker,
+        )
+    except Exception as exc:
+        return Outcome(
+            item.id, Status.FAILED, None, describe_error(exc), time.perf_counter() - start, worker
+        )
+    return Outcome(item.id, Status.OK, data, None, time.perf_counter() - start, worker)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line cause: the message, or the exception type when there is no message."""
+    message = str(exc).strip()
+    return message if message else type(exc).__name__

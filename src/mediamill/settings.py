@@ -1,0 +1,82 @@
+"""One Settings object: defaults < mediamill.toml < MEDIAMILL_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def data_dir() -> Path:
+    """Where the embedded catalog and the API token live (``MEDIAMILL_HOME`` overrides)."""
+    home = os.environ.get("MEDIAMILL_HOME")
+    return Path(home) if home else Path(platformdirs.user_data_dir("mediamill"))
+
+
+def config_file() -> Path:
+    """``MEDIAMILL_CONFIG``, else ``./mediamill.toml``, else the user config dir's one."""
+    explicit = os.environ.get("MEDIAMILL_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("mediamill.toml")
+    if local.exists():
+        return local
+    return Path(platformdirs.user_config_dir("mediamill")) / "mediamill.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of mediamill, with the defaults of the embedded single-machine set-up."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAMILL_", extra="ignore")
+
+    #: SQLAlchemy URL of the catalog; empty means SQLite in the data dir
+    db: str = ""
+    #: executor: auto | serial | threads | processes | celery
+    executor: str = "auto"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    #: seconds one item may take before it is recorded as failed and its worker replaced
+    item_timeout: float = Field(default=120.0, gt=0)
+    #: API
+    host: str = "127.0.0.1"
+    port: int = 8484
+    api_token: str = ""
+    #: jobs: how many run at once per coordinator, lease length, record retention
+    max_running_jobs: int = Field(default=1, ge=1)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    job_retention_days: float = Field(default=30.0, ge=0)
+    #: Celery broker for the celery executor
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}
+    path_map: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    def db_url(self) -> str:
+        if self.db:
+            return self.db
+        return f"sqlite:///{data_dir() / 'catalog.db'}"
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings with flags applied; ``None`` flags mean "not given" and are dropped."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
