@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mediamill.catalog.db import Catalog, LibraryRef
-from mediamill.catalog.models import Job
+from mediamill.catalog.models import Job, utcnow
 from mediamill.engine.progress import Hook
 from mediamill.engine.runner import EngineOptions, Runner
 from mediamill.jobs import manager
@@ -35,8 +35,13 @@ def is_source(target: str) -> bool:
     return bool(is_source_spec(target))
 
 
-def resolve_library(catalog: Catalog, target: str, *, name: str | None = None,
-                    source_options: Mapping[str, Any] | None = None) -> LibraryRef:
+def resolve_library(
+    catalog: Catalog,
+    target: str,
+    *,
+    name: str | None = None,
+    source_options: Mapping[str, Any] | None = None,
+) -> LibraryRef:
     """The library for a folder path, a source spec, or an existing library's name."""
     if is_source(target):
         from mediamill.sources import open_source
@@ -51,9 +56,13 @@ def resolve_library(catalog: Catalog, target: str, *, name: str | None = None,
     raise TargetError(f"{target}: no such folder, source or library")
 
 
-def refresh_library(catalog: Catalog, library: LibraryRef, *,
-                    source_options: Mapping[str, Any] | None = None,
-                    on_progress: Callable[[ScanReport], None] | None = None) -> dict[str, Any]:
+def refresh_library(
+    catalog: Catalog,
+    library: LibraryRef,
+    *,
+    source_options: Mapping[str, Any] | None = None,
+    on_progress: Callable[[ScanReport], None] | None = None,
+) -> dict[str, Any]:
     """Scan a folder library, or read a source library's entries, into the catalog."""
     if library.kind == "source":
         from mediamill.sources import open_source
@@ -63,16 +72,24 @@ def refresh_library(catalog: Catalog, library: LibraryRef, *,
     return scan_folder(catalog, library, on_progress=on_progress).as_dict()
 
 
-def find_resumable(catalog: Catalog, processor: str, library_id: int,
-                   selection: Mapping[str, Any], lease_seconds: float) -> str | None:
+def find_resumable(
+    catalog: Catalog,
+    processor: str,
+    library_id: int,
+    selection: Mapping[str, Any],
+    lease_seconds: float,
+) -> str | None:
     """An unfinished job of the same processor and selection that nobody runs: paused, or
     running with a dead owner (Ctrl-C, kill -9, power loss). Running it again resumes it."""
     stale = set(manager.stale_running_jobs(catalog, lease_seconds))
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Job.id, Job.status, Job.selection).where(
-                Job.processor == processor, Job.library_id == library_id,
-                Job.status.in_(["paused", "running"]))
+            select(Job.id, Job.status, Job.selection)
+            .where(
+                Job.processor == processor,
+                Job.library_id == library_id,
+                Job.status.in_(["paused", "running"]),
+            )
             .order_by(Job.created_at.desc())
         ).all()
     for job_id, status, job_selection in rows:
@@ -81,51 +98,91 @@ def find_resumable(catalog: Catalog, processor: str, library_id: int,
     return None
 
 
-def prepare_job(catalog: Catalog, processor: str, library: LibraryRef, *,
-                options: Mapping[str, Any], selection: Mapping[str, Any] | None = None,
-                settings: Settings | None = None, resume: bool = True) -> tuple[str, bool]:
+def prepare_job(
+    catalog: Catalog,
+    processor: str,
+    library: LibraryRef,
+    *,
+    options: Mapping[str, Any],
+    selection: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    resume: bool = True,
+) -> tuple[str, bool]:
     """Create a job for this run, or take over the interrupted one. Returns (id, resumed)."""
     registry.get(processor)  # unknown processors fail before anything is written
     settings = settings or load()
     selection = dict(selection or {})
     if resume:
-        job_id = find_resumable(catalog, processor, library.id, selection,
-                                settings.lease_seconds)
+        job_id = find_resumable(catalog, processor, library.id, selection, settings.lease_seconds)
         if job_id is not None:
-            catalog.update_job(job_id, owner=manager.this_owner(), options=dict(options),
-                               heartbeat_at=manager.utcnow())
+            catalog.update_job(
+                job_id,
+                owner=manager.this_owner(),
+                options=dict(options),
+                heartbeat_at=utcnow(),
+            )
             return job_id, True
-    job_id = manager.create_job(catalog, processor, library.id, selection=selection,
-                                options=options)
+    job_id = manager.create_job(
+        catalog, processor, library.id, selection=selection, options=options
+    )
     return job_id, False
 
 
-def run_job(catalog: Catalog, job_id: str, *, settings: Settings | None = None,
-            hooks: Sequence[Hook] = (), should_stop: Callable[[], str | None] | None = None
-            ) -> dict[str, Any]:
+def run_job(
+    catalog: Catalog,
+    job_id: str,
+    *,
+    settings: Settings | None = None,
+    hooks: Sequence[Hook] = (),
+    should_stop: Callable[[], str | None] | None = None,
+) -> dict[str, Any]:
     """Run a job to its end in this process; returns its final status object."""
     settings = settings or load()
-    defaults = EngineOptions(executor=settings.executor, workers=settings.workers,
-                             batch_size=settings.batch_size, item_timeout=settings.item_timeout)
-    Runner(catalog, job_id, defaults=defaults, hooks=hooks, should_stop=should_stop,
-           broker_url=settings.broker_url).run()
+    defaults = EngineOptions(
+        executor=settings.executor,
+        workers=settings.workers,
+        batch_size=settings.batch_size,
+        item_timeout=settings.item_timeout,
+    )
+    Runner(
+        catalog,
+        job_id,
+        defaults=defaults,
+        hooks=hooks,
+        should_stop=should_stop,
+        broker_url=settings.broker_url,
+    ).run()
     return manager.get_job(catalog, job_id)
 
 
-def run(processor: str, target: str, *, db: str | None = None,
-        options: Mapping[str, Any] | None = None, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+def run(
+    processor: str,
+    target: str,
+    *,
+    db: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    hooks: Sequence[Hook] = (),
+) -> dict[str, Any]:
     """Scan ``target`` and run ``processor`` over it: the Python twin of ``mediamill run``."""
     settings = load(db=db)
     catalog = Catalog.open(settings.db_url())
     try:
         library = resolve_library(catalog, target, source_options=options)
         refresh_library(catalog, library, source_options=options)
-        job_id, _ = prepare_job(catalog, processor, library, options=dict(options or {}),
-                                settings=settings)
+        job_id, _ = prepare_job(
+            catalog, processor, library, options=dict(options or {}), settings=settings
+        )
         return run_job(catalog, job_id, settings=settings, hooks=hooks)
     finally:
         catalog.close()
 
 
-__all__ = ["JobStatus", "TargetError", "prepare_job", "refresh_library", "resolve_library",
-           "run", "run_job"]
+__all__ = [
+    "JobStatus",
+    "TargetError",
+    "prepare_job",
+    "refresh_library",
+    "resolve_library",
+    "run",
+    "run_job",
+]

@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from mediamill.catalog.models import Item, Job, Library, Result, utcnow
@@ -104,7 +105,7 @@ def upgrade(engine: Engine) -> None:
     with engine.connect() as conn:
         try:
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception:
+        except Exception:  # noqa: BLE001 - no table yet means a new catalog
             conn.rollback()
             current = None
     if current == HEAD_REVISION:
@@ -676,7 +677,7 @@ class Catalog:
 
     def item_results(self, library_id: int, path: str) -> dict[str, Any] | None:
         """One item with every processor's latest result, or ``None``."""
-        with self.engine.connect() as conn:
+        with Session(self.engine) as conn:
             item = (
                 conn.execute(select(Item).where(Item.library_id == library_id, Item.path == path))
                 .scalars()

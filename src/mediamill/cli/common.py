@@ -25,8 +25,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 DbOption = typer.Option(
-    None, "--db", envvar="MEDIAMILL_DB", help="Catalog URL (SQLAlchemy); default: SQLite in the "
-    "user data dir.", show_default=False,
+    None,
+    "--db",
+    envvar="MEDIAMILL_DB",
+    help="Catalog URL (SQLAlchemy); default: SQLite in the user data dir.",
+    show_default=False,
 )
 
 
@@ -56,7 +59,9 @@ class RichProgressHook(Hook):
     """A Rich progress bar: done/total, ok/failed/skipped, rate, ETA and worker busy share."""
 
     def __init__(self, label: str, *, quiet: bool = False) -> None:
-        self.quiet = quiet or not console.is_terminal and os.environ.get("MEDIAMILL_PROGRESS") != "1"
+        self.quiet = quiet or (
+            not console.is_terminal and os.environ.get("MEDIAMILL_PROGRESS") != "1"
+        )
         self.label = label
         self.failures: list[tuple[str, str]] = []
         self.failure_count = 0
@@ -78,9 +83,14 @@ class RichProgressHook(Hook):
         if self.quiet:
             return
         self._bar.start()
-        self._task = self._bar.add_task(self.label, total=progress.total,
-                                        completed=progress.processed, counts="", speed="",
-                                        eta="--:--")
+        self._task = self._bar.add_task(
+            self.label,
+            total=progress.total,
+            completed=progress.processed,
+            counts="",
+            speed="",
+            eta="--:--",
+        )
 
     def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
         if outcome.status is Status.FAILED:
@@ -93,9 +103,11 @@ class RichProgressHook(Hook):
             return
         busy = "/".join(f"{share:.0%}" for share in progress.busy.values())
         self._bar.update(
-            self._task, completed=progress.processed, total=progress.total,
+            self._task,
+            completed=progress.processed,
+            total=progress.total,
             counts=f"[green]{progress.ok} ok[/] [red]{progress.failed} failed[/] "
-                   f"[dim]{progress.skipped} skipped[/]",
+            f"[dim]{progress.skipped} skipped[/]",
             speed=f"{progress.rate:,.0f}/s" + (f" busy {busy}" if busy else ""),
             eta=_eta(progress.eta_seconds),
         )

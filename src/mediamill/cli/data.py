@@ -23,8 +23,11 @@ class Format(StrEnum):
 
 
 def _library_for(catalog: Any, target: str) -> Any:
-    library = catalog.library_by_root(target) if "://" in target or os.path.isdir(target) \
+    library = (
+        catalog.library_by_root(target)
+        if "://" in target or os.path.isdir(target)
         else catalog.library_by_name(target)
+    )
     if library is None:
         library = catalog.library_by_name(target)
     if library is None:
@@ -36,10 +39,12 @@ def export(
     processor: str = typer.Argument(..., help="Whose results: probe, audio, strm, ..."),
     target: str = typer.Argument(..., help="The library: its folder, source or name."),
     fmt: Format = typer.Option(Format.JSONL, "--format", "-f", help="jsonl, csv or json."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write [default: "
-                                       "stdout]."),
-    status: str | None = typer.Option(None, "--status", help="Only ok, failed, skipped or "
-                                      "pending items."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write [default: stdout]."
+    ),
+    status: str | None = typer.Option(
+        None, "--status", help="Only ok, failed, skipped or pending items."
+    ),
     db: str | None = DbOption,
 ) -> None:
     """One row per item of the library with PROCESSOR's result (streamed; any size)."""
@@ -78,8 +83,15 @@ def _write(out: IO[str], fmt: Format, rows: Any) -> None:
         writer.writerow(["path", "kind", "status", "error", "data"])
         for row in rows:
             rec = record(row)
-            writer.writerow([rec["path"], rec["kind"], rec["status"], rec["error"] or "",
-                             json.dumps(rec["data"], ensure_ascii=False) if rec["data"] else ""])
+            writer.writerow(
+                [
+                    rec["path"],
+                    rec["kind"],
+                    rec["status"],
+                    rec["error"] or "",
+                    json.dumps(rec["data"], ensure_ascii=False) if rec["data"] else "",
+                ]
+            )
 
 
 def show(

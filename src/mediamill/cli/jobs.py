@@ -10,25 +10,49 @@ from mediamill.cli.common import DbOption, console, fail, open_catalog
 from mediamill.jobs import manager
 from mediamill.settings import load
 
-jobs_app = typer.Typer(help="List and control jobs (the same ones the API and web page show).",
-                       no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="List and control jobs (the same ones the API and web page show).", no_args_is_help=True
+)
 
 
 @jobs_app.command("list")
 def list_(
     status: str | None = typer.Option(None, "--status", help="Only jobs in this state."),
     limit: int = typer.Option(20, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Status objects as JSON."),
     db: str | None = DbOption,
 ) -> None:
     """The newest jobs first."""
     catalog = open_catalog(load(db=db).db_url())
     jobs, total = manager.list_jobs(catalog, status=status, limit=limit)
-    table = Table("id", "status", "processor", "library", "progress", "ok", "failed",
-                  "skipped", "created", title=f"{total} job(s)", title_justify="left")
+    if as_json:
+        console.print_json(data={"total": total, "jobs": jobs})
+        return
+    table = Table(
+        "id",
+        "status",
+        "processor",
+        "library",
+        "progress",
+        "ok",
+        "failed",
+        "skipped",
+        "created",
+        title=f"{total} job(s)",
+        title_justify="left",
+    )
     for job in jobs:
-        table.add_row(job["job_id"][:8], job["status"], job["processor"], job["library"] or "",
-                      f"{job['processed_items']}/{job['total_items']}", str(job["succeeded"]),
-                      str(job["failed"]), str(job["skipped"]), (job["created_at"] or "")[:19])
+        table.add_row(
+            job["job_id"][:8],
+            job["status"],
+            job["processor"],
+            job["library"] or "",
+            f"{job['processed_items']}/{job['total_items']}",
+            str(job["succeeded"]),
+            str(job["failed"]),
+            str(job["skipped"]),
+            (job["created_at"] or "")[:19],
+        )
     console.print(table)
 
 
@@ -40,7 +64,7 @@ def _resolve(catalog: Catalog, job_id: str) -> str:
     found = [j["job_id"] for j in jobs if j["job_id"].startswith(job_id)]
     if len(found) != 1:
         raise fail(f"{job_id}: {'no job' if not found else 'several jobs'} with that id")
-    return found[0]
+    return str(found[0])
 
 
 @jobs_app.command()
@@ -61,8 +85,10 @@ def _act(action: str, job_id: str, db: str | None) -> None:
         raise fail(f"no job {job_id}") from exc
     except manager.InvalidRequest as exc:
         raise fail(str(exc)) from exc
-    console.print(f"{job['job_id']}: {job['status']}"
-                  + (f" ({job['requested']} requested)" if job["requested"] else ""))
+    console.print(
+        f"{job['job_id']}: {job['status']}"
+        + (f" ({job['requested']} requested)" if job["requested"] else "")
+    )
 
 
 @jobs_app.command()

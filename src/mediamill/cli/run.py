@@ -10,7 +10,14 @@ import typer
 from rich.table import Table
 
 from mediamill import ops
-from mediamill.cli.common import DbOption, RichProgressHook, console, err_console, fail, open_catalog
+from mediamill.cli.common import (
+    DbOption,
+    RichProgressHook,
+    console,
+    err_console,
+    fail,
+    open_catalog,
+)
 from mediamill.jobs.status import JobStatus
 from mediamill.settings import data_dir, load
 
@@ -32,28 +39,37 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def run(
     processor: str = typer.Argument(..., help="What to do: probe, audio, strm, ..."),
-    target: str = typer.Argument(..., help="A folder, a source (xtream+http://…, m3u+file://…) "
-                                 "or a library name."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Parallel workers "
-                                       "[default: cores]."),
+    target: str = typer.Argument(
+        ..., help="A folder, a source (xtream+http://…, m3u+file://…) or a library name."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", min=1, help="Parallel workers [default: cores]."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Items per batch."),
-    rate: float | None = typer.Option(None, "--rate", min=0.001, help="At most this many items "
-                                      "per second."),
-    executor: str | None = typer.Option(None, "--executor", "-e", help="auto, serial, threads "
-                                        "or processes."),
+    rate: float | None = typer.Option(
+        None, "--rate", min=0.001, help="At most this many items per second."
+    ),
+    executor: str | None = typer.Option(
+        None, "--executor", "-e", help="auto, serial, threads or processes."
+    ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Process at most N items."),
     force: bool = typer.Option(False, "--force", help="Redo items whose result is fresh."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Change nothing; report what would be "
-                                 "done."),
-    item_timeout: float | None = typer.Option(None, "--timeout", min=0.001, help="Seconds one "
-                                              "item may take."),
-    adaptive_latency: float | None = typer.Option(None, "--adaptive-latency", help="Adapt "
-                                                  "concurrency to keep per-item seconds near "
-                                                  "this (gentle on a NAS)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Change nothing; report what would be done."
+    ),
+    item_timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Seconds one item may take."
+    ),
+    adaptive_latency: float | None = typer.Option(
+        None,
+        "--adaptive-latency",
+        help="Adapt concurrency to keep per-item seconds near this (gentle on a NAS).",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output folder (strm)."),
     cleanup: str | None = typer.Option(None, "--cleanup", help="strm: off, preview or apply."),
-    report: Path | None = typer.Option(None, "--report", help="Write a CSV/JSON report of the "
-                                       "actions (strm)."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write a CSV/JSON report of the actions (strm)."
+    ),
     sets: list[str] = typer.Option([], "--set", help="Processor option KEY=VALUE (repeatable)."),
     failed_only: bool = typer.Option(False, "--failed", help="Only retry items that failed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -73,23 +89,32 @@ def run(
     settings = load(db=db)
     catalog = open_catalog(settings.db_url())
     options: dict[str, Any] = {
-        "workers": workers, "batch_size": batch_size, "rate": rate, "executor": executor,
-        "limit": limit, "force": force or None, "dry_run": dry_run or None,
-        "item_timeout": item_timeout, "adaptive_latency": adaptive_latency,
-        "output": str(output.resolve()) if output else None, "cleanup": cleanup,
-        "report": str(report.resolve()) if report else None, **_parse_sets(sets),
+        "workers": workers,
+        "batch_size": batch_size,
+        "rate": rate,
+        "executor": executor,
+        "limit": limit,
+        "force": force or None,
+        "dry_run": dry_run or None,
+        "item_timeout": item_timeout,
+        "adaptive_latency": adaptive_latency,
+        "output": str(output.resolve()) if output else None,
+        "cleanup": cleanup,
+        "report": str(report.resolve()) if report else None,
+        **_parse_sets(sets),
     }
     options = {k: v for k, v in options.items() if v is not None}
     try:
         library = ops.resolve_library(catalog, target, source_options=options)
         with console.status(f"Scanning {target} …", spinner="dots"):
             scanned = ops.refresh_library(catalog, library, source_options=options)
-    except Exception as exc:  # noqa: BLE001 - scan errors are the user's to read, not a trace
+    except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, scanned))
     selection = {"only": "failed"} if failed_only else {}
-    job_id, resumed = ops.prepare_job(catalog, processor, library, options=options,
-                                      selection=selection, settings=settings)
+    job_id, resumed = ops.prepare_job(
+        catalog, processor, library, options=options, selection=selection, settings=settings
+    )
     if resumed:
         console.print(f"Resuming interrupted job {job_id}")
     hook = RichProgressHook(f"{processor} {library.name}", quiet=quiet)
@@ -103,8 +128,13 @@ def run(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        job = ops.run_job(catalog, job_id, settings=settings, hooks=[hook],
-                          should_stop=lambda: "pause" if interrupted["n"] else None)
+        job = ops.run_job(
+            catalog,
+            job_id,
+            settings=settings,
+            hooks=[hook],
+            should_stop=lambda: "pause" if interrupted["n"] else None,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     _print_outcome(job, hook)
@@ -129,23 +159,28 @@ def _scan_line(name: str, scanned: dict[str, Any]) -> str:
 def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
     summary = job.get("summary") or {}
     if summary.get("dry_run"):
-        console.print(f"[bold]Dry run[/]: nothing was changed. Would process "
-                      f"{summary.get('would_process', job['processed_items'])} item(s).")
+        console.print(
+            f"[bold]Dry run[/]: nothing was changed. Would process "
+            f"{summary.get('would_process', job['processed_items'])} item(s)."
+        )
         for path in summary.get("sample", [])[:20]:
             console.print(f"  {path}")
         if summary.get("actions"):
             console.print("  " + ", ".join(f"{n} {a}" for a, n in summary["actions"].items()))
-    line = (f"[bold]{job['status']}[/]: {job['processed_items']}/{job['total_items']} items, "
-            f"[green]{job['succeeded']} ok[/], [red]{job['failed']} failed[/], "
-            f"{job['skipped']} skipped")
+    line = (
+        f"[bold]{job['status']}[/]: {job['processed_items']}/{job['total_items']} items, "
+        f"[green]{job['succeeded']} ok[/], [red]{job['failed']} failed[/], "
+        f"{job['skipped']} skipped"
+    )
     if summary.get("fresh_skipped"):
         line += f" ({summary['fresh_skipped']} already up to date)"
     console.print(line)
     if job.get("error"):
         err_console.print(f"[red]job failed:[/] {job['error']}")
     if hook.failures:
-        table = Table("failed item", "cause", title=f"{hook.failure_count} failure(s)",
-                      title_justify="left")
+        table = Table(
+            "failed item", "cause", title=f"{hook.failure_count} failure(s)", title_justify="left"
+        )
         for path, cause in hook.failures[:10]:
             table.add_row(path, cause)
         console.print(table)
@@ -166,7 +201,7 @@ def scan(
         library = ops.resolve_library(catalog, str(path))
         with console.status(f"Scanning {path} …"):
             report = ops.refresh_library(catalog, library)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, report))
     for problem in report.get("problems", [])[:50]:
@@ -176,8 +211,9 @@ def scan(
 
 
 def demo(
-    folder: Path | None = typer.Argument(None, help="Where to make the demo library "
-                                         "[default: in the data dir]."),
+    folder: Path | None = typer.Argument(
+        None, help="Where to make the demo library [default: in the data dir]."
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Make a small library of real media files and probe it: mediamill in one command."""
@@ -188,10 +224,26 @@ def demo(
     with console.status("Making demo media …"):
         files = make_library(folder)
     console.print(f"Made {len(files)} media files in {folder}")
-    run(processor="probe", target=str(folder), workers=None, batch_size=None, rate=None,
-        executor=None, limit=None, force=False, dry_run=False, item_timeout=None,
-        adaptive_latency=None, output=None, cleanup=None, report=None, sets=[],
-        failed_only=False, quiet=False, db=db)
+    run(
+        processor="probe",
+        target=str(folder),
+        workers=None,
+        batch_size=None,
+        rate=None,
+        executor=None,
+        limit=None,
+        force=False,
+        dry_run=False,
+        item_timeout=None,
+        adaptive_latency=None,
+        output=None,
+        cleanup=None,
+        report=None,
+        sets=[],
+        failed_only=False,
+        quiet=False,
+        db=db,
+    )
     console.print(f"\nNext: [bold]mediamill export probe {folder} --format jsonl[/]")
 
 
@@ -199,5 +251,3 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(scan)
     app.command()(demo)
-
-

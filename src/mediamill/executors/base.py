@@ -97,7 +97,7 @@ class _Fallback:
             self._pool.start()
         except ExecutorError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any start failure means: run serially
             log.warning("%s pool cannot start (%s); running serially", self._pool.name, exc)
             self.active = self._serial
             self.name, self.workers = "auto:serial", 1

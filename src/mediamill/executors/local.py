@@ -216,7 +216,7 @@ def _thread_worker(
     try:
         processor = registry.create(pool.processor, pool.options)
         processor.setup()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the dispatcher
         post((slot, generation, ("setup_failed", describe_error(exc))))
         return
     post((slot, generation, ("ready",)))
@@ -307,7 +307,7 @@ def _process_worker(
     try:
         processor = registry.create(processor_name, options)
         processor.setup()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the dispatcher
         conn.send(("setup_failed", describe_error(exc)))
         return
     conn.send(("ready",))

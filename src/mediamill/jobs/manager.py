@@ -142,9 +142,7 @@ def list_jobs(
         q = q.where(Job.status == status)
         count = count.where(Job.status == status)
     with Session(catalog.engine) as session:
-        rows = session.execute(
-            q.order_by(Job.created_at.desc()).limit(limit).offset(offset)
-        ).all()
+        rows = session.execute(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)).all()
         total = int(session.execute(count).scalar_one())
     return [_as_dict(r[0], r[1]) for r in rows], total
 

@@ -155,8 +155,17 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
         raise ScanError(f"library root {root} is not a folder")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
     stack: list[tuple[str, str]] = [(real_root, "")]
+    # folders reached through a link are walked after every real folder, so a folder's own
+    # path wins over an alias of it
+    linked: list[tuple[str, str, tuple[int, int]]] = []
     first = True
-    while stack:
+    while stack or linked:
+        if not stack:
+            path, rel, key = linked.pop(0)
+            if key not in visited:
+                visited.add(key)
+                stack.append((path, rel))
+            continue
         directory, rel_dir = stack.pop()
         try:
             with os.scandir(directory) as it:
@@ -190,8 +199,11 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
                 key = (st.st_dev, st.st_ino)
                 if key in visited:
                     continue  # a link loop, or the same folder reached twice
-                visited.add(key)
-                subdirs.append((entry.path, rel))
+                if entry.is_symlink():
+                    linked.append((entry.path, rel, key))
+                else:
+                    visited.add(key)
+                    subdirs.append((entry.path, rel))
             elif stat.S_ISREG(st.st_mode):
                 path, raw = _rel_key(rel)
                 yield FoundFile(path, raw, entry.path, st.st_size, st.st_mtime_ns)

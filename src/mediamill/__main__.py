@@ -1,0 +1,5 @@
+"""``python -m mediamill``: the command line."""
+
+from mediamill.cli import main
+
+main()

@@ -1,0 +1,607 @@
+"""The ``probe`` processor: what a media file holds, read in-process without decoding.
+
+Audio and video go through PyAV (FFmpeg's demuxers, no ffprobe process, no frame decoded),
+tags are topped up with mutagen for audio files, images go through Pillow. ``process``
+returns::
+
+    media      "audio" | "video" | "image", decided by content, never by suffix
+    container  FFmpeg format name as ffprobe prints it ("mov,mp4,m4a,3gp,3g2,mj2",
+               "matroska,webm", "flac", ...); None for images
+    duration   seconds (float) or None;  bit_rate  bits/s or None;  size  bytes
+    streams    in file order; every stream has every key below, None when it does not
+               apply or is unknown: index, type (audio|video|subtitle|data|attachment),
+               codec (ffprobe's codec_name), profile, language (ISO 639-2, "und" -> None),
+               title, default, forced, attached_pic (cover art shown as a video stream),
+               channels, channel_layout, sample_rate, bits_per_sample, width, height,
+               fps, pix_fmt, bit_rate, duration
+    tags       lower-case keys normalised across formats: title, artist, album,
+               albumartist, track, track_total, disc, disc_total, year (ints), date,
+               genre, composer, comment, ...; other tags keep their name, lower-cased,
+               spaces as "_"; values with several entries are joined with "; "
+    image      None, or for images: width, height, format, mode, make, model, lens, iso,
+               exposure_time (s), f_number, focal_length (mm), taken_at (ISO 8601),
+               gps {lat, lon} (signed decimal degrees) or None, orientation
+
+Option ``mutagen`` (default true): read audio tags with mutagen too; false is faster and
+keeps FFmpeg's reading only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mediamill.processors.base import ItemRef, Processor, Work
+
+EMPTY_FILE = "empty file (0 bytes): not a media file"
+NOT_READABLE = "not a readable media file"
+
+# First bytes that name an FFmpeg demuxer beyond doubt. Forcing the demuxer skips FFmpeg's
+# probe of every format it knows, which is half the cost of opening a small file; anything
+# not listed here (or that fails to open this way) gets the full probe.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"fLaC", "flac"),
+    (0, b"OggS", "ogg"),
+    (0, b"\x1a\x45\xdf\xa3", "matroska"),
+    (4, b"ftyp", "mov"),
+)
+_IMAGE_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"\xff\xd8\xff"),  # JPEG
+    (0, b"\x89PNG\r\n\x1a\n"),
+    (0, b"GIF87a"),
+    (0, b"GIF89a"),
+    (0, b"II*\x00"),  # TIFF, little-endian
+    (0, b"MM\x00*"),  # TIFF, big-endian
+    (0, b"BM"),
+)
+# A PCM wav is fully described by its header, yet FFmpeg reads 5 MB of it by default.
+_CONTAINER_OPTIONS = {"wav": {"probesize": "4096"}}
+# a demuxer forced by its short name keeps that name in PyAV; report FFmpeg's full one
+_DEMUXER_NAMES = {"mov": "mov,mp4,m4a,3gp,3g2,mj2", "matroska": "matroska,webm"}
+# FFmpeg "opens" plain text as a video through its tty demuxer
+_NOT_MEDIA_FORMATS = frozenset({"tty"})
+
+_STREAM_KEYS = (
+    "index",
+    "type",
+    "codec",
+    "profile",
+    "language",
+    "title",
+    "default",
+    "forced",
+    "attached_pic",
+    "channels",
+    "channel_layout",
+    "sample_rate",
+    "bits_per_sample",
+    "width",
+    "height",
+    "fps",
+    "pix_fmt",
+    "bit_rate",
+    "duration",
+)
+
+_TAG_ALIASES = {
+    "album_artist": "albumartist",
+    "album artist": "albumartist",
+    "aart": "albumartist",
+    "tracknumber": "track",
+    "trck": "track",
+    "tracktotal": "track_total",
+    "totaltracks": "track_total",
+    "discnumber": "disc",
+    "disk": "disc",
+    "tpos": "disc",
+    "disctotal": "disc_total",
+    "totaldiscs": "disc_total",
+    "description": "comment",
+    "year": "date",
+    "tdrc": "date",
+    # Picard's names differ between ID3/MP4 ("MusicBrainz Album Id") and Vorbis comments
+    "musicbrainz album id": "musicbrainz_albumid",
+    "musicbrainz artist id": "musicbrainz_artistid",
+    "musicbrainz album artist id": "musicbrainz_albumartistid",
+    "musicbrainz release track id": "musicbrainz_releasetrackid",
+    "musicbrainz release group id": "musicbrainz_releasegroupid",
+}
+# container plumbing, not tags a user set
+_NOT_TAGS = frozenset(
+    {"major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id"}
+    | {"duration", "language"}
+)
+_INT_TAGS = ("track", "track_total", "disc", "disc_total")
+
+
+class ProbeProcessor(Processor):
+    """Read container, streams, durations and tags of audio/video files, EXIF of images."""
+
+    name = "probe"
+    version = "1"
+    # PyAV releases the GIL inside FFmpeg, so threads scale
+    work = Work.IO
+    kinds = frozenset({"audio", "video", "image"})
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.use_mutagen = bool(self.options.get("mutagen", True))
+
+    def process(self, item: ItemRef) -> dict[str, Any]:
+        if item.abspath is None:
+            raise ValueError(f"{item.path} is not a file: nothing to probe")
+        return probe_file(Path(item.abspath), kind=item.kind, use_mutagen=self.use_mutagen)
+
+
+def probe_file(path: Path, *, kind: str | None = None, use_mutagen: bool = True) -> dict[str, Any]:
+    """Probe ``path`` by its content; ``kind`` only breaks ties for unrecognised images.
+
+    Raises ``ValueError`` with the cause when the file is empty, unreadable or holds no
+    audio, video or image.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise ValueError(EMPTY_FILE)
+        head = handle.read(32)
+        is_image = any(head.startswith(sig, at) for at, sig in _IMAGE_MAGIC) or (
+            head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+        )
+        demuxer = None if is_image else _sniff_demuxer(head, handle)
+    if is_image or (kind == "image" and demuxer is None):
+        return _probe_image(path, size)
+    return _probe_av(path, size, demuxer, use_mutagen=use_mutagen)
+
+
+def _sniff_demuxer(head: bytes, handle: BinaryIO) -> str | None:
+    for at, sig, demuxer in _MAGIC:
+        if head.startswith(sig, at):
+            return demuxer
+    if head[:4] == b"RIFF":
+        return {b"WAVE": "wav", b"AVI ": "avi"}.get(head[8:12])
+    if head[:3] == b"ID3" and len(head) >= 10:
+        # an ID3v2 tag leads mp3 files, and sometimes flac or AAC ones: look past it
+        tag_size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+        tag_size += 20 if head[5] & 0x10 else 10
+        handle.seek(tag_size)
+        after = handle.read(4)
+        if after == b"fLaC":
+            return "flac"
+        return "mp3" if _is_mpeg_audio_header(after) else None
+    return "mp3" if _is_mpeg_audio_header(head[:4]) else None
+
+
+def _is_mpeg_audio_header(data: bytes) -> bool:
+    if len(data) < 4 or data[0] != 0xFF or data[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (data[1] >> 3) & 3, (data[1] >> 1) & 3
+    bitrate, rate = data[2] >> 4, (data[2] >> 2) & 3
+    # layer 0 is AAC's ADTS header, which shares the sync word
+    return version != 1 and layer != 0 and bitrate not in (0, 15) and rate != 3
+
+
+def _open_av(path: Path, demuxer: str | None) -> Any:
+    import av
+
+    if demuxer is not None:
+        try:
+            return av.open(
+                str(path),
+                format=demuxer,
+                container_options=_CONTAINER_OPTIONS.get(demuxer),
+            )
+        except av.FFmpegError:
+            pass  # the magic bytes misled us; FFmpeg's own probe decides below
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as error:
+        raise ValueError(f"{NOT_READABLE}: {_ffmpeg_message(error)}") from error
+
+
+def _ffmpeg_message(error: Any) -> str:
+    message = str(error.strerror or error)
+    # FFmpeg's own log line ("moov atom not found") is there only when the app turned
+    # PyAV logging on; switching it on here would change global state for every thread.
+    if error.log and error.log[2].strip():
+        message += f" ({error.log[2].strip()})"
+    return message
+
+
+def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) -> dict[str, Any]:
+    with _open_av(path, demuxer) as container:
+        container_name = _DEMUXER_NAMES.get(container.format.name, container.format.name)
+        if container_name in _NOT_MEDIA_FORMATS:
+            raise ValueError(f"{NOT_READABLE}: FFmpeg sees plain text ({container_name})")
+        streams = [_describe_stream(stream) for stream in container.streams]
+        duration = container.duration / 1_000_000 if container.duration else None
+        bit_rate = container.bit_rate or None
+        raw_tags: list[Mapping[str, str]] = [container.metadata]
+        audio_streams = [s for s in container.streams if s.type == "audio"]
+        if audio_streams:
+            # Ogg keeps its Vorbis comments on the stream, not the container
+            raw_tags.append(audio_streams[0].metadata)
+    playable = [s for s in streams if _is_playable(s)]
+    if not playable:
+        raise ValueError(f"{NOT_READABLE}: {_why_nothing_playable(container_name, streams)}")
+    media = "video" if any(s["type"] == "video" for s in playable) else "audio"
+    tags = _normalise_tags(raw_tags)
+    if use_mutagen and media == "audio":
+        _merge_mutagen(path, container_name, streams, tags)
+    return {
+        "media": media,
+        "container": container_name,
+        "duration": duration,
+        "bit_rate": bit_rate,
+        "size": size,
+        "streams": streams,
+        "tags": tags,
+        "image": None,
+    }
+
+
+def _describe_stream(stream: Any) -> dict[str, Any]:
+    info: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
+    disposition = int(stream.disposition)
+    from av.stream import Disposition
+
+    context = stream.codec_context
+    language = stream.language
+    info.update(
+        index=stream.index,
+        type=stream.type,
+        codec=context.codec.canonical_name if context is not None else None,
+        profile=stream.profile,
+        language=None if language in (None, "", "und") else language,
+        title=stream.metadata.get("title"),
+        default=bool(disposition & Disposition.default),
+        forced=bool(disposition & Disposition.forced),
+        attached_pic=bool(disposition & Disposition.attached_pic),
+        duration=_stream_duration(stream),
+    )
+    if context is None:
+        return info
+    info["bit_rate"] = context.bit_rate
+    if stream.type == "audio":
+        layout = context.layout
+        info.update(
+            channels=context.channels or None,
+            # "2 channels" is FFmpeg's name for channels without positions (ffprobe: unknown)
+            channel_layout=None if _UNPOSITIONED.fullmatch(layout.name) else layout.name,
+            sample_rate=context.sample_rate or None,
+            bits_per_sample=_bits_per_sample(info["codec"], context),
+        )
+    elif stream.type == "video":
+        rate = stream.average_rate or stream.guessed_rate
+        info.update(
+            width=context.width or None,
+            height=context.height or None,
+            fps=float(rate) if rate and not info["attached_pic"] else None,
+            pix_fmt=context.pix_fmt,
+        )
+    return info
+
+
+_UNPOSITIONED = re.compile(r"\d+ channels?")
+_HMS = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+
+
+def _stream_duration(stream: Any) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    # Matroska stores each track's length only as a "DURATION" tag, e.g. 00:00:00.521000000
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    match = _HMS.fullmatch(tag.strip()) if tag else None
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _bits_per_sample(codec: str | None, context: Any) -> int | None:
+    if codec is None:
+        return None
+    if codec.startswith("pcm_"):
+        digits = re.search(r"\d+", codec)
+        return int(digits.group()) if digits else None
+    if codec in {"flac", "alac", "wavpack", "ape", "tta", "truehd", "mlp"}:
+        # the decoder's sample format: 24-bit audio decodes to s32; mutagen refines it
+        fmt = context.format
+        return int(fmt.bits) if fmt is not None else None
+    return None  # lossy codecs have no bit depth
+
+
+def _is_playable(stream: Mapping[str, Any]) -> bool:
+    if stream["type"] == "audio":
+        return bool(stream["sample_rate"] and stream["channels"])
+    if stream["type"] == "video":
+        return bool(stream["width"] and stream["height"]) and not stream["attached_pic"]
+    return False
+
+
+def _why_nothing_playable(container: str, streams: list[dict[str, Any]]) -> str:
+    if not streams:
+        return f"no stream found in {container} data"
+    broken = [s for s in streams if s["type"] in ("audio", "video")]
+    if broken:
+        first = broken[0]
+        return f"{first['codec']} {first['type']} stream has no usable parameters (corrupt data?)"
+    types = ", ".join(sorted({str(s["type"]) for s in streams}))
+    return f"no audio or video stream, only {types}"
+
+
+def _normalise_tags(sources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge raw tag mappings (later ones do not override earlier ones) into our names."""
+    tags: dict[str, Any] = {}
+    for source in sources:
+        for raw_key, raw_value in source.items():
+            key = _tag_name(raw_key)
+            value = _tag_value(raw_value)
+            if key in _NOT_TAGS or not value or key in tags:
+                continue
+            tags[key] = value
+    return _typed_tags(tags)
+
+
+def _tag_name(raw: str) -> str:
+    key = raw.strip().lower()
+    key = _TAG_ALIASES.get(key, key)
+    return key.replace(" ", "_")
+
+
+def _tag_value(raw: Any) -> str:
+    if isinstance(raw, list | tuple):
+        return "; ".join(str(v).strip() for v in raw if str(v).strip())
+    return str(raw).strip()
+
+
+def _typed_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    for key, total in (("track", "track_total"), ("disc", "disc_total")):
+        value = tags.get(key)
+        if isinstance(value, str) and "/" in value:
+            number, _, of = value.partition("/")
+            tags[key] = number
+            tags.setdefault(total, of)
+    for key in _INT_TAGS:
+        if key in tags:
+            as_int = _leading_int(tags[key])
+            if as_int is None:
+                del tags[key]
+            else:
+                tags[key] = as_int
+    date = tags.get("date")
+    if isinstance(date, str):
+        year = re.match(r"\s*(\d{4})", date)
+        if year:
+            tags["year"] = int(year.group(1))
+    return tags
+
+
+def _leading_int(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    match = re.match(r"\s*(\d+)", str(value))
+    return int(match.group(1)) if match else None
+
+
+def _merge_mutagen(
+    path: Path, container: str, streams: list[dict[str, Any]], tags: dict[str, Any]
+) -> None:
+    """Overlay mutagen's reading, chosen by content: it keeps every value of a tag."""
+    codecs = {s["codec"] for s in streams if s["type"] == "audio"}
+    reader = _mutagen_reader(container, codecs)
+    if reader is None:
+        return
+    from mutagen import MutagenError
+
+    try:
+        audio = reader(str(path))
+    except MutagenError:
+        return  # FFmpeg read the file; mutagen's stricter parser adds nothing here
+    depth = getattr(getattr(audio, "info", None), "bits_per_sample", None)
+    if depth:
+        for stream in streams:
+            if stream["type"] == "audio" and stream["bits_per_sample"]:
+                stream["bits_per_sample"] = int(depth)
+                break
+    # mutagen.id3.ID3 is itself the tag mapping; the other readers hold theirs in .tags
+    found = getattr(audio, "tags", audio)
+    if found:
+        tags.update(_normalise_tags([_mutagen_fields(found)]))
+
+
+def _mutagen_reader(container: str, codecs: set[str]) -> Any:
+    # the plain readers: the Easy* wrappers cost more than the whole FFmpeg open
+    module, cls = "", ""
+    if container == "mp3":
+        module, cls = "id3", "ID3"  # reads the tag only, no scan of MPEG frames
+    elif container == "flac":
+        module, cls = "flac", "FLAC"
+    elif container.startswith("mov,mp4"):
+        module, cls = "mp4", "MP4"
+    elif container == "ogg":
+        module, cls = next(
+            (
+                pair
+                for codec, pair in (
+                    ("opus", ("oggopus", "OggOpus")),
+                    ("vorbis", ("oggvorbis", "OggVorbis")),
+                    ("flac", ("oggflac", "OggFLAC")),
+                )
+                if codec in codecs
+            ),
+            ("", ""),
+        )
+    if not module:
+        return None
+    return getattr(importlib.import_module(f"mutagen.{module}"), cls)
+
+
+_ID3_FRAMES = {
+    "TIT2": "title",
+    "TPE1": "artist",
+    "TALB": "album",
+    "TPE2": "albumartist",
+    "TRCK": "track",
+    "TPOS": "disc",
+    "TDRC": "date",
+    "TCON": "genre",
+    "TCOM": "composer",
+    "TCMP": "compilation",
+    "TBPM": "bpm",
+    "TSRC": "isrc",
+    "TPUB": "publisher",
+    "TCOP": "copyright",
+}
+_MP4_ATOMS = {
+    "\xa9nam": "title",
+    "\xa9ART": "artist",
+    "\xa9alb": "album",
+    "aART": "albumartist",
+    "\xa9day": "date",
+    "\xa9gen": "genre",
+    "\xa9wrt": "composer",
+    "\xa9cmt": "comment",
+    "cpil": "compilation",
+    "tmpo": "bpm",
+    "cprt": "copyright",
+}
+
+
+def _mutagen_fields(found: Any) -> dict[str, list[str]]:
+    """Raw tag name -> every value, from ID3 frames, MP4 atoms or Vorbis comments."""
+    if hasattr(found, "as_dict"):  # Vorbis comments (FLAC, Ogg)
+        return {key: [str(v) for v in values] for key, values in found.as_dict().items()}
+    fields: dict[str, list[str]] = {}
+    for key, value in found.items():
+        if hasattr(value, "FrameID"):  # an ID3 frame
+            _id3_field(value, fields)
+        elif key in ("trkn", "disk") and value:
+            number, total = value[0]
+            name = "track" if key == "trkn" else "disc"
+            fields[name] = [str(number)] if number else []
+            fields[f"{name}_total"] = [str(total)] if total else []
+        elif key.startswith("----:"):  # iTunes free-form atom: ----:mean:name
+            fields[key.rsplit(":", 1)[-1]] = [_text_of(v) for v in value]
+        elif key in _MP4_ATOMS:
+            values = value if isinstance(value, list) else [value]
+            fields[_MP4_ATOMS[key]] = [_text_of(v) for v in values]
+    return fields
+
+
+def _id3_field(frame: Any, fields: dict[str, list[str]]) -> None:
+    frame_id = frame.FrameID
+    if frame_id == "TCON":
+        fields["genre"] = list(frame.genres)  # resolves ID3v1 numbers: "(17)" -> Rock
+    elif frame_id in _ID3_FRAMES:
+        fields[_ID3_FRAMES[frame_id]] = [str(text) for text in frame.text]
+    elif frame_id == "TXXX":
+        fields[frame.desc] = [str(text) for text in frame.text]
+    elif frame_id == "COMM" and not frame.desc:
+        fields["comment"] = [str(text) for text in frame.text]
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _probe_image(path: Path, size: int) -> dict[str, Any]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            info = _describe_image(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"not a readable image: {error}") from error
+    return {
+        "media": "image",
+        "container": None,
+        "duration": None,
+        "bit_rate": None,
+        "size": size,
+        "streams": [],
+        "tags": {},
+        "image": info,
+    }
+
+
+def _describe_image(image: Any) -> dict[str, Any]:
+    from PIL import ExifTags
+
+    exif = image.getexif()
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    iso = details.get(ExifTags.Base.ISOSpeedRatings)
+    if isinstance(iso, tuple):
+        iso = iso[0] if iso else None
+    taken = details.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
+    return {
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "mode": image.mode,
+        "make": _text(exif.get(ExifTags.Base.Make)),
+        "model": _text(exif.get(ExifTags.Base.Model)),
+        "lens": _text(details.get(ExifTags.Base.LensModel)),
+        "iso": int(iso) if iso is not None else None,
+        "exposure_time": _number(details.get(ExifTags.Base.ExposureTime)),
+        "f_number": _number(details.get(ExifTags.Base.FNumber)),
+        "focal_length": _number(details.get(ExifTags.Base.FocalLength)),
+        "taken_at": _iso_datetime(taken, details.get(ExifTags.Base.OffsetTimeOriginal)),
+        "gps": _gps(gps),
+        "orientation": _leading_int(exif.get(ExifTags.Base.Orientation, "")),
+    }
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if value is None:
+        return None
+    text = str(value).strip("\x00 ")
+    return text or None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _iso_datetime(value: Any, offset: Any) -> str | None:
+    text = _text(value)
+    match = re.fullmatch(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", text or "")
+    if not match:
+        return None
+    year, month, day, hour, minute, second = match.groups()
+    stamp = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
+    zone = _text(offset)
+    return stamp + zone if zone and re.fullmatch(r"[+-]\d{2}:\d{2}", zone) else stamp
+
+
+def _gps(gps: Mapping[int, Any]) -> dict[str, float] | None:
+    from PIL import ExifTags
+
+    lat = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef))
+    lon = _degrees(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef))
+    if lat is None or lon is None:
+        return None
+    return {"lat": lat, "lon": lon}
+
+
+def _degrees(dms: Any, ref: Any) -> float | None:
+    try:
+        degrees, minutes, seconds = (float(part) for part in dms)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = degrees + minutes / 60 + seconds / 3600
+    sign = -1 if (_text(ref) or "").upper() in ("S", "W") else 1
+    return round(sign * value, 7)

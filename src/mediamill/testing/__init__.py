@@ -1,0 +1,1 @@
+"""Stand-ins for the outside world (providers, servers) used by tests and benchmarks."""

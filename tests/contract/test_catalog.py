@@ -1,0 +1,127 @@
+"""The catalog on every database: SQLite, and PostgreSQL (when reachable; CI requires it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from mediamill.catalog.db import HEAD_REVISION, Catalog, Selection
+from mediamill.catalog.models import Result
+from mediamill.jobs import manager
+from mediamill.jobs.status import JobStatus, transition
+from mediamill.processors.base import Outcome, Status
+from mediamill.sources.base import SourceEntry
+from tests.conftest import make_files
+from tests.helpers.run import results, run_folder
+
+ECHO = "tests.helpers.processors:Echo"
+
+
+def test_head_revision_constant_matches_alembic_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from mediamill.catalog import db
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def test_a_run_writes_one_result_per_item_and_a_rerun_skips_fresh_items(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"d{i % 3}/f{i}.bin" for i in range(50)])
+    first = run_folder(catalog, root, ECHO, executor="threads", workers=2, batch_size=7)
+    assert (first["status"], first["succeeded"], first["total_items"]) == ("completed", 50, 50)
+    second = run_folder(catalog, root, ECHO, executor="threads", workers=2)
+    assert second["status"] == "completed"
+    assert (second["processed_items"], second["skipped"], second["succeeded"]) == (50, 50, 0)
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Result)).scalar() == 50
+
+
+def test_a_changed_file_is_processed_again_and_force_redoes_everything(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    files = make_files(root, [f"f{i}.bin" for i in range(10)])
+    run_folder(catalog, root, ECHO, executor="serial")
+    files[3].write_bytes(b"longer content now")
+    job = run_folder(catalog, root, ECHO, executor="serial")
+    assert (job["succeeded"], job["skipped"]) == (1, 9)
+    assert results(catalog, root, ECHO)["f3.bin"][1] == {"size": 18, "name": "f3.bin"}
+    forced = run_folder(catalog, root, ECHO, executor="serial", force=True)
+    assert (forced["succeeded"], forced["skipped"]) == (10, 0)
+
+
+def test_limit_and_dry_run(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i}.bin" for i in range(10)])
+    dry = run_folder(catalog, root, ECHO, executor="serial", dry_run=True)
+    assert dry["status"] == "completed"
+    assert dry["summary"]["would_process"] == 10
+    assert all(r[0] == "pending" for r in results(catalog, root, ECHO).values()), (
+        "a dry run stores no result"
+    )
+    limited = run_folder(catalog, root, ECHO, executor="serial", limit=4)
+    assert (limited["succeeded"], limited["total_items"]) == (4, 4)
+    rest = run_folder(catalog, root, ECHO, executor="serial")
+    assert (rest["succeeded"], rest["skipped"]) == (6, 4)
+
+
+def test_retry_failed_selects_only_failed_items(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["fail-a.bin", "fail-b.bin", "ok.bin"])
+    run_folder(catalog, root, ECHO, executor="serial")
+    library = catalog.library_by_root(root)
+    assert library is not None
+    sel = Selection(library.id, only="failed")
+    assert catalog.count_pending(sel, ECHO, "1", force=False) == 2
+
+
+def test_results_upsert_never_duplicates(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin"])
+    run_folder(catalog, root, ECHO, executor="serial")
+    library = catalog.library_by_root(root)
+    assert library is not None
+    item_id = catalog.item_id(library.id, "a.bin")
+    assert item_id is not None
+    for status in (Status.FAILED, Status.OK):
+        catalog.write_outcomes(
+            [Outcome(item_id, status, {"n": 1}, None, 0.1)],
+            processor=ECHO,
+            version="1",
+            job_id=None,
+            fingerprints={item_id: "x"},
+        )
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Result)).scalar() == 1
+
+
+def test_source_entries_sync_incrementally(catalog: Catalog) -> None:
+    library = catalog.add_library("m3u+file:///tmp/list.m3u", kind="source")
+    entries = [SourceEntry(f"movie/{i}", "movie", {"title": f"T{i}"}) for i in range(5)]
+    assert catalog.sync_entries(library.id, entries)["new"] == 5
+    entries[2] = SourceEntry("movie/2", "movie", {"title": "renamed"})
+    counts = catalog.sync_entries(library.id, entries[:4])
+    assert counts == {"new": 0, "changed": 1, "unchanged": 3, "missing": 1}
+    keys = [item.path for item in catalog.iter_items(library.id)]
+    assert keys == ["movie/0", "movie/1", "movie/2", "movie/3"]
+
+
+def test_job_states_change_only_along_allowed_transitions(catalog: Catalog) -> None:
+    job_id = manager.create_job(catalog, ECHO, None)
+    assert not transition(catalog, job_id, JobStatus.COMPLETED), "queued cannot complete"
+    assert transition(catalog, job_id, JobStatus.RUNNING, expect=JobStatus.QUEUED)
+    assert not transition(catalog, job_id, JobStatus.RUNNING, expect=JobStatus.QUEUED), (
+        "a second claimer loses"
+    )
+    assert transition(catalog, job_id, JobStatus.COMPLETED)
+    job = manager.get_job(catalog, job_id)
+    assert job["status"] == "completed"
+    assert job["completed_at"] is not None
+    assert not transition(catalog, job_id, JobStatus.RUNNING)

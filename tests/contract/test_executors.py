@@ -1,0 +1,140 @@
+"""One contract, every executor: the same job gives the same results on serial, threads and
+processes, and every pool survives the item that fails, hangs or crashes its worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediamill.catalog.db import Catalog
+from tests.conftest import make_files
+from tests.helpers.run import results, run_folder
+
+ECHO = "tests.helpers.processors:Echo"
+EXECUTORS = ["serial", "threads", "processes"]
+POOLS = ["threads", "processes"]
+
+
+@pytest.fixture
+def sqlite_catalog(sqlite_url: str) -> Catalog:
+    return Catalog.open(sqlite_url)
+
+
+def test_probe_gives_identical_results_on_every_executor(
+    media_library: Path, tmp_path: Path
+) -> None:
+    """Given a real media library, when probed with each executor, every result is the same."""
+    seen = {}
+    for executor in EXECUTORS:
+        catalog = Catalog.open(f"sqlite:///{tmp_path / executor}.db")
+        job = run_folder(
+            catalog, media_library, "probe", executor=executor, workers=2, batch_size=3
+        )
+        assert job["status"] == "completed", job
+        seen[executor] = results(catalog, media_library, "probe")
+        catalog.close()
+    assert seen["serial"], "the library has probe-able items"
+    assert seen["threads"] == seen["serial"]
+    assert seen["processes"] == seen["serial"]
+    statuses = {status for status, _data, _error in seen["serial"].values()}
+    assert statuses == {"ok", "failed"}, "the library holds good and broken media"
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_failures_and_skips_are_recorded_and_the_job_completes(
+    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"ok{i}.bin" for i in range(20)] + ["a/fail1.bin", "b/skip1.bin"])
+    job = run_folder(sqlite_catalog, root, ECHO, executor=executor, workers=2, batch_size=4)
+    assert job["status"] == "completed"
+    assert (job["total_items"], job["succeeded"], job["failed"], job["skipped"]) == (22, 20, 1, 1)
+    found = results(sqlite_catalog, root, ECHO)
+    assert found["a/fail1.bin"][0] == "failed"
+    assert found["a/fail1.bin"][2] == "cannot read fail1.bin: it is broken on purpose"
+    assert found["b/skip1.bin"][0:3:2] == ("skipped", "not for this processor")
+    assert found["ok3.bin"] == ("ok", {"size": 64, "name": "ok3.bin"}, None)
+
+
+@pytest.mark.parametrize("executor", POOLS)
+def test_an_item_that_hangs_costs_one_item_and_the_worker_is_replaced(
+    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"ok{i}.bin" for i in range(12)] + ["hang.bin"])
+    job = run_folder(
+        sqlite_catalog, root, ECHO, executor=executor, workers=2, batch_size=3, item_timeout=1.0
+    )
+    assert job["status"] == "completed"
+    assert (job["succeeded"], job["failed"]) == (12, 1)
+    status, _data, error = results(sqlite_catalog, root, ECHO)["hang.bin"]
+    assert status == "failed"
+    assert "timed out after 1 s" in error
+
+
+def test_a_worker_crash_costs_one_item_and_the_job_completes(
+    tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    """os.abort() in a worker process (as a crashing decoder would) fails that item only."""
+    root = tmp_path / "lib"
+    make_files(root, [f"ok{i}.bin" for i in range(16)] + ["x/crash1.bin", "y/crash2.bin"])
+    job = run_folder(sqlite_catalog, root, ECHO, executor="processes", workers=2, batch_size=4)
+    assert job["status"] == "completed"
+    assert (job["succeeded"], job["failed"]) == (16, 2)
+    for name in ("x/crash1.bin", "y/crash2.bin"):
+        status, _data, error = results(sqlite_catalog, root, ECHO)[name]
+        assert status == "failed"
+        assert "killed by SIGABRT" in error
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_setup_runs_once_per_worker(executor: str, tmp_path: Path, sqlite_catalog: Catalog) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i}.bin" for i in range(40)])
+    setup_log = tmp_path / "setups.log"
+    job = run_folder(
+        sqlite_catalog,
+        root,
+        ECHO,
+        executor=executor,
+        workers=2,
+        batch_size=2,
+        setup_log=str(setup_log),
+    )
+    assert job["succeeded"] == 40
+    setups = setup_log.read_text().split()
+    assert len(setups) == (1 if executor == "serial" else 2)
+    if executor == "processes":
+        assert len(set(setups)) == 2, "each worker process set itself up"
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_processor_whose_setup_fails_fails_the_job_with_the_cause(
+    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin"])
+    job = run_folder(
+        sqlite_catalog, root, "tests.helpers.processors:BrokenSetup", executor=executor, workers=2
+    )
+    assert job["status"] == "failed"
+    assert "model file /nonexistent/model.pb not found" in job["error"]
+
+
+def test_auto_picks_threads_for_io_work_and_processes_for_cpu_work(
+    tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i}.bin" for i in range(6)])
+    log_io, log_cpu = tmp_path / "io.log", tmp_path / "cpu.log"
+    run_folder(sqlite_catalog, root, ECHO, workers=2, setup_log=str(log_io))
+    run_folder(
+        sqlite_catalog, root, "tests.helpers.processors:CpuEcho", workers=2, setup_log=str(log_cpu)
+    )
+    import os
+
+    assert set(log_io.read_text().split()) == {str(os.getpid())}, "threads run in this process"
+    cpu_pids = set(log_cpu.read_text().split())
+    assert len(cpu_pids) == 2
+    assert str(os.getpid()) not in cpu_pids, "cpu work runs in worker processes"

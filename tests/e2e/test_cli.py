@@ -1,0 +1,142 @@
+"""The `mediamill` command as a user runs it: real processes, real files, real catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from mediamill.catalog.db import Catalog
+from mediamill.catalog.models import Result
+from tests.conftest import make_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mediamill(
+    *args: str, db: str, check: bool = True, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEDIAMILL_DB": db, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mediamill", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+        **kw,
+    )  # type: ignore[call-overload]
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_run_probe_then_export_jsonl(media_library: Path, sqlite_url: str) -> None:
+    run = mediamill("run", "probe", str(media_library), db=sqlite_url)
+    assert "completed" in run.stdout
+    assert "failed" in run.stdout, "broken files are counted as failed, the exit code is still 0"
+    out = mediamill("export", "probe", str(media_library), "--format", "jsonl", db=sqlite_url)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    by_path = {row["path"]: row for row in rows}
+    assert set(rows[0]) == {"path", "kind", "status", "error", "data"}
+    flac = next(r for p, r in by_path.items() if p.endswith(".flac") and r["status"] == "ok")
+    assert flac["kind"] == "audio"
+    assert flac["data"]["streams"][0]["codec"] == "flac"
+    empty = [r for r in rows if r["error"] and "empty file" in r["error"]]
+    assert empty, "a zero-byte file is failed with its cause"
+    assert all(not p.startswith("/") for p in by_path), "paths are relative to the library root"
+
+
+def test_export_csv_and_json_and_show(media_library: Path, sqlite_url: str, tmp_path: Path) -> None:
+    mediamill("run", "probe", str(media_library), "-q", db=sqlite_url)
+    as_json = json.loads(
+        mediamill("export", "probe", str(media_library), "--format", "json", db=sqlite_url).stdout
+    )
+    csv_out = tmp_path / "out.csv"
+    mediamill(
+        "export", "probe", str(media_library), "--format", "csv", "-o", str(csv_out), db=sqlite_url
+    )
+    assert len(csv_out.read_text().splitlines()) >= len(as_json) + 1
+    first_ok = next(r for r in as_json if r["status"] == "ok")
+    shown = json.loads(
+        mediamill("show", str(media_library / first_ok["path"]), db=sqlite_url).stdout
+    )
+    assert shown["results"]["probe"]["status"] == "ok"
+
+
+def test_dry_run_and_unknown_processor(media_library: Path, sqlite_url: str) -> None:
+    dry = mediamill("run", "probe", str(media_library), "--dry-run", db=sqlite_url)
+    assert "Dry run" in dry.stdout
+    out = mediamill("export", "probe", str(media_library), "--status", "pending", db=sqlite_url)
+    assert len(out.stdout.splitlines()) > 5, "nothing was probed"
+    bad = mediamill("run", "nosuch", str(media_library), db=sqlite_url, check=False)
+    assert bad.returncode == 2
+    assert "unknown processor 'nosuch'" in bad.stderr
+
+
+def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_losses(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """kill -9 in the middle of a run; the same command again finishes the job: every item
+    has exactly one result, and what was done before the kill is not done again."""
+    root = tmp_path / "lib"
+    make_files(root, [f"d{i % 7}/f{i:04}.bin" for i in range(400)])
+    log = tmp_path / "processed.log"
+    args = (
+        "run",
+        "tests.helpers.processors:Echo",
+        str(root),
+        "-q",
+        "--workers",
+        "2",
+        "--batch-size",
+        "5",
+        "--executor",
+        "threads",
+        "--set",
+        "delay=0.01",
+        "--set",
+        f"process_log={log}",
+    )
+    env = {**os.environ, "MEDIAMILL_DB": sqlite_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediamill", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    catalog = Catalog.open(sqlite_url)
+
+    def stored() -> int:
+        with catalog.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Result)).scalar_one())
+
+    deadline = time.monotonic() + 60
+    while stored() < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = stored()
+    assert 100 <= before < 400, "killed mid-run"
+    resumed = mediamill(*args, db=sqlite_url)
+    assert "Resuming interrupted job" in resumed.stdout
+    assert stored() == 400
+    with catalog.engine.connect() as conn:
+        per_item = conn.execute(
+            select(Result.item_id, func.count()).group_by(Result.item_id).having(func.count() > 1)
+        ).all()
+    assert per_item == []
+    processed = log.read_text().splitlines()
+    assert set(processed) == {f"d{i % 7}/f{i:04}.bin" for i in range(400)}
+    redone = len(processed) - 400
+    assert redone <= 2 * 2 * 5 + 1000 // 10, f"{redone} items redone after the kill"
+    jobs = json.loads(mediamill("jobs", "list", "--json", db=sqlite_url).stdout)["jobs"]
+    assert [(j["status"], j["succeeded"]) for j in jobs] == [("completed", 400)], (
+        "the interrupted job itself was resumed and completed"
+    )

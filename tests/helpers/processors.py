@@ -1,0 +1,71 @@
+"""Processors for engine tests: they misbehave on purpose, by the item's file name.
+
+They are addressed as ``tests.helpers.processors:Name`` so worker processes can import them.
+A name containing ``fail`` raises, ``skip`` skips, ``crash`` aborts the worker process
+(``os.abort``, as a crashing C decoder would), ``hang`` sleeps far past any time limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mediamill.processors.base import ItemRef, Processor, Skip, Work
+
+
+class Echo(Processor):
+    name = "tests.helpers.processors:Echo"
+    version = "1"
+    work = Work.IO
+
+    def setup(self) -> None:
+        log = self.options.get("setup_log")
+        if log:
+            with open(log, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+
+    def process(self, item: ItemRef) -> dict[str, Any]:
+        name = item.path.rsplit("/", 1)[-1]
+        delay = float(self.options.get("delay", 0))
+        if delay:
+            time.sleep(delay)
+        log = self.options.get("process_log")
+        if log:
+            with open(log, "a") as fh:
+                fh.write(item.path + "\n")
+        if "crash" in name:
+            os.abort()
+        if "hang" in name:
+            time.sleep(3600)
+        if "fail" in name:
+            raise ValueError(f"cannot read {name}: it is broken on purpose")
+        if "skip" in name:
+            raise Skip("not for this processor")
+        assert item.abspath is not None
+        return {"size": Path(item.abspath).stat().st_size, "name": name}
+
+
+class CpuEcho(Echo):
+    name = "tests.helpers.processors:CpuEcho"
+    work = Work.CPU
+
+
+class BrokenSetup(Echo):
+    name = "tests.helpers.processors:BrokenSetup"
+
+    def setup(self) -> None:
+        raise RuntimeError("model file /nonexistent/model.pb not found")
+
+
+class Audited(Echo):
+    """Counts finish calls, to check ``finish`` runs once per job."""
+
+    name = "tests.helpers.processors:Audited"
+    finished: ClassVar[list[dict[str, Any]]] = []
+
+    def finish(self, ctx: Any) -> dict[str, Any]:
+        summary = {"counters": dict(ctx.counters), "dry_run": ctx.dry_run}
+        Audited.finished.append(summary)
+        return summary

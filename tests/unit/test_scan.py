@@ -1,0 +1,137 @@
+"""Scanning a folder: incremental, safe with links and odd names, kind from content."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mediamill.catalog.db import Catalog
+from mediamill.sources.folder import ScanError, detect_kind, library_for_folder, scan_folder
+from tests.conftest import make_files
+
+
+def _scan(catalog: Catalog, root: Path) -> dict[str, object]:
+    return scan_folder(catalog, library_for_folder(catalog, root)).as_dict()
+
+
+def _paths(catalog: Catalog, root: Path) -> set[str]:
+    library = catalog.library_by_root(root)
+    assert library is not None
+    return {item.path for item in catalog.iter_items(library.id)}
+
+
+def test_rescan_reports_new_changed_unchanged_and_missing(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    files = make_files(root, ["a/1.mp3", "a/2.mp3", "b/3.flac", "4.mkv"])
+    report = _scan(catalog, root)
+    assert (report["new"], report["unchanged"], report["missing"]) == (4, 0, 0)
+    files[0].write_bytes(b"changed and longer")
+    files[3].unlink()
+    make_files(root, ["c/5.ogg"])
+    report = _scan(catalog, root)
+    assert (report["new"], report["changed"], report["unchanged"], report["missing"]) == (
+        1,
+        1,
+        2,
+        1,
+    )
+    assert _paths(catalog, root) == {"a/1.mp3", "a/2.mp3", "b/3.flac", "c/5.ogg"}
+    files[3].write_bytes(b"back")
+    report = _scan(catalog, root)
+    assert (report["changed"], report["missing"]) == (1, 0), "a file that returns is present again"
+
+
+def test_symlink_loops_broken_links_and_links_out_of_the_root_are_survived(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["music/a.mp3"])
+    outside = tmp_path / "outside"
+    make_files(outside, ["secret.mp3"])
+    os.symlink(root, root / "music" / "loop")  # a loop back to the root
+    os.symlink(root / "nowhere.mp3", root / "broken.mp3")
+    os.symlink(outside, root / "escape")
+    os.symlink(outside / "secret.mp3", root / "escape.mp3")
+    os.symlink(root / "music", root / "alias")  # a second way into a folder inside the root
+    report = _scan(catalog, root)
+    assert _paths(catalog, root) == {"music/a.mp3"}
+    causes = {p["path"]: p["cause"] for p in report["problems"]}  # type: ignore[union-attr]
+    assert causes["broken.mp3"] == "broken symlink"
+    assert causes["escape"] == "symlink points outside the library root"
+    assert causes["escape.mp3"] == "symlink points outside the library root"
+
+
+def test_odd_names_are_scanned_and_kept_exactly(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    long_name = "é" * 120 + ".mp3"  # 240 bytes of UTF-8
+    for name in ("new\nline.mp3", long_name, "  spaces  .flac", "ünï 日本.ogg"):
+        (root / name).write_bytes(b"x")
+    raw = os.path.join(os.fsencode(root), b"latin1-\xe9t\xe9.mp3")
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    _scan(catalog, root)
+    paths = _paths(catalog, root)
+    assert {"new\nline.mp3", long_name, "  spaces  .flac", "ünï 日本.ogg"} <= paths
+    assert "latin1-\\xe9t\\xe9.mp3" in paths, "undecodable bytes are shown escaped"
+    library = catalog.library_by_root(root)
+    assert library is not None
+    item = next(i for i in catalog.iter_items(library.id) if i.path.startswith("latin1"))
+    assert item.abspath is not None
+    assert os.path.exists(item.abspath), "the real file name is kept for the workers"
+    assert _scan(catalog, root)["unchanged"] == 5
+
+
+def test_hidden_files_and_nas_housekeeping_are_ignored(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    make_files(
+        root,
+        [
+            "a.mp3",
+            ".hidden.mp3",
+            "@eaDir/a.mp3/SYNOFILE_THUMB_M.jpg",
+            "._a.mp3",
+            "#recycle/old.mp3",
+        ],
+    )
+    _scan(catalog, root)
+    assert _paths(catalog, root) == {"a.mp3"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder, so none is unreadable")
+def test_an_unreadable_folder_is_reported_and_its_items_are_not_marked_missing(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["open/a.mp3", "closed/b.mp3"])
+    _scan(catalog, root)
+    (root / "closed").chmod(0)
+    try:
+        report = _scan(catalog, root)
+    finally:
+        (root / "closed").chmod(0o755)
+    assert report["missing"] == 0
+    assert any(p["path"] == "closed" for p in report["problems"])  # type: ignore[union-attr]
+
+
+def test_a_missing_root_is_a_clear_error(catalog: Catalog, tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match="is not a folder"):
+        library_for_folder(catalog, tmp_path / "nope")
+
+
+def test_kind_comes_from_content_when_the_extension_lies(
+    media_library: Path, tmp_path: Path
+) -> None:
+    flac = next(media_library.rglob("*.flac"))
+    jpeg = next(media_library.rglob("*.jpg"))
+    lying = tmp_path / "song.txt"
+    lying.write_bytes(flac.read_bytes())
+    assert detect_kind(lying.name, str(lying), lying.stat().st_size) == "audio"
+    photo = tmp_path / "photo.mp3"
+    photo.write_bytes(jpeg.read_bytes())
+    assert detect_kind(photo.name, str(photo), photo.stat().st_size) == "image"
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    assert detect_kind(empty.name, str(empty), 0) == "audio"
