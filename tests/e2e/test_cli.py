@@ -136,6 +136,7 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_losses(
     assert set(processed) == {f"d{i % 7}/f{i:04}.bin" for i in range(400)}
     redone = len(processed) - 400
     assert redone <= 2 * 2 * 5 + 1000 // 10, f"{redone} items redone after the kill"
+    catalog.close()
     jobs = json.loads(mediamill("jobs", "list", "--json", db=sqlite_url).stdout)["jobs"]
     assert [(j["status"], j["succeeded"]) for j in jobs] == [("completed", 400)], (
         "the interrupted job itself was resumed and completed"

@@ -719,6 +719,95 @@ class Catalog:
         with self.engine.connect() as conn:
             return dict(conn.execute(q.group_by(Result.status)).all())
 
+    def search_items(
+        self,
+        library_id: int,
+        processor: str,
+        *,
+        q: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of a library's present items (path contains ``q``) with ``processor``'s result."""
+        cond = [Item.library_id == library_id, Item.present.is_(True)]
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            cond.append(Item.path.ilike(f"%{escaped}%", escape="\\"))
+        if kind:
+            cond.append(Item.kind == kind)
+        if status == "pending":
+            cond.append(Result.id.is_(None))
+        elif status:
+            cond.append(Result.status == status)
+        join = self._join(processor)
+        with self.engine.connect() as conn:
+            total = int(
+                conn.execute(select(func.count()).select_from(join).where(*cond)).scalar_one()
+            )
+            rows = conn.execute(
+                select(
+                    Item.path,
+                    Item.kind,
+                    Item.size,
+                    Result.status,
+                    Result.error,
+                    Result.data,
+                    Result.duration,
+                )
+                .select_from(join)
+                .where(*cond)
+                .order_by(Item.path)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [self._item_row(r) for r in rows], total
+
+    def job_items(
+        self, job_id: str, *, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the results a job wrote (``status``: ok, failed or skipped)."""
+        cond = [Result.job_id == job_id]
+        if status:
+            cond.append(Result.status == status)
+        join = Result.__table__.join(Item.__table__, Item.id == Result.item_id)
+        with self.engine.connect() as conn:
+            total = int(
+                conn.execute(select(func.count()).select_from(join).where(*cond)).scalar_one()
+            )
+            rows = conn.execute(
+                select(
+                    Item.path,
+                    Item.kind,
+                    Item.size,
+                    Result.status,
+                    Result.error,
+                    Result.data,
+                    Result.duration,
+                )
+                .select_from(join)
+                .where(*cond)
+                .order_by(Item.path)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [self._item_row(r) for r in rows], total
+
+    @staticmethod
+    def _item_row(row: Any) -> dict[str, Any]:
+        status = row.status or "pending"
+        return {
+            "path": row.path,
+            "kind": row.kind,
+            "size": row.size,
+            "status": status,
+            "success": None if row.status is None else status == Status.OK,
+            "error": row.error,
+            "data": row.data,
+            "duration": row.duration,
+        }
+
     def update_job(self, job_id: str, **values: Any) -> None:
         """Set job columns other than ``status`` (that one changes in jobs.status only)."""
         assert "status" not in values

@@ -30,6 +30,9 @@ class Progress:
     #: share of the elapsed time each worker spent processing items (0..1)
     busy: dict[str, float] = field(default_factory=dict)
     status: str = "running"
+    #: items handed to the executor whose outcome has not come back yet
+    in_flight: int = 0
+    batch_size: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -32,6 +32,13 @@ FLUSH_EVERY = 0.5  # seconds between catalog writes
 FLUSH_ITEMS = 1000  # ... or this many outcomes, whichever first
 PROGRESS_EVERY = 0.2
 CONTROL_EVERY = 0.25
+#: what a stop request turns a running job into; "requeue" is a server shutting down: the
+#: job goes back to the queue for the next coordinator
+STOP_STATES = {
+    "cancel": JobStatus.CANCELLED,
+    "pause": JobStatus.PAUSED,
+    "requeue": JobStatus.QUEUED,
+}
 
 
 @dataclass(slots=True)
@@ -160,6 +167,7 @@ class Runner:
             counters["ok"],
             counters["failed"],
             counters["skipped"],
+            batch_size=opts.batch_size,
         )
         self.hooks.call("on_start", progress)
 
@@ -301,6 +309,7 @@ class Runner:
                     self._update_progress(
                         progress, counters, total, started, now, busy, rate_window
                     )
+                    progress.in_flight = executor.pending_items()
                     self.hooks.call("on_progress", progress)
                 if len(buffer) >= FLUSH_ITEMS or now - last_flush >= FLUSH_EVERY:
                     flush(force_write=True)
@@ -312,8 +321,8 @@ class Runner:
         self._update_progress(progress, counters, total, started, now, busy, rate_window)
         if opts.dry_run:
             summary.update(dry_run=True, actions=dict(actions))
-        if stop_reason in ("cancel", "pause"):
-            end = JobStatus.CANCELLED if stop_reason == "cancel" else JobStatus.PAUSED
+        if stop_reason in STOP_STATES:
+            end = STOP_STATES[stop_reason]
             flush(force_write=True)
             transition(self.catalog, self.job_id, end, summary=summary)
             progress.status = str(end)

@@ -86,7 +86,7 @@ def create_job(
     return job_id
 
 
-def _as_dict(job: Job, library: str | None, rate_fallback: float = 0.0) -> dict[str, Any]:
+def as_dict(job: Job, library: str | None, rate_fallback: float = 0.0) -> dict[str, Any]:
     done = job.processed_items
     total = job.total_items
     return {
@@ -130,7 +130,7 @@ def get_job(catalog: Catalog, job_id: str) -> dict[str, Any]:
         ).first()
     if row is None:
         raise JobNotFound(job_id)
-    return _as_dict(row[0], row[1])
+    return as_dict(row[0], row[1])
 
 
 def list_jobs(
@@ -144,7 +144,7 @@ def list_jobs(
     with Session(catalog.engine) as session:
         rows = session.execute(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)).all()
         total = int(session.execute(count).scalar_one())
-    return [_as_dict(r[0], r[1]) for r in rows], total
+    return [as_dict(r[0], r[1]) for r in rows], total
 
 
 def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:

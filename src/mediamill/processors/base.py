@@ -188,7 +188,7 @@ def run_one(processor: Processor, item: ItemRef, worker: str = "") -> Outcome:
             time.perf_counter() - start,
             worker,
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the job
         return Outcome(
             item.id, Status.FAILED, None, describe_error(exc), time.perf_counter() - start, worker
         )

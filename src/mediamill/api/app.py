@@ -1,0 +1,124 @@
+"""The app factory: ``create_app(settings)`` builds the API, the web page, the event broker and
+(optionally) the job coordinator. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mediamill.api.deps import CatalogDep, ReadAuth, is_loopback, load_or_create_token
+from mediamill.api.events import EventBroker, stream
+from mediamill.api.metrics import Metrics
+from mediamill.api.routes import items, jobs, libraries
+from mediamill.api.schemas import Health
+from mediamill.catalog.db import Catalog
+from mediamill.jobs import manager
+from mediamill.jobs.coordinator import Coordinator
+from mediamill.settings import Settings
+
+WEB = Path(__file__).parent / "web"
+
+
+def create_app(
+    settings: Settings, *, coordinator: bool = True, catalog: Catalog | None = None
+) -> FastAPI:
+    catalog = catalog or Catalog.open(settings.db_url())
+    token, _ = load_or_create_token(settings)
+    metrics = Metrics(catalog)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        broker = EventBroker(catalog)
+        broker.start()
+        app.state.broker = broker
+        coord = None
+        if coordinator:
+            coord = Coordinator(catalog, settings, hooks=lambda: [metrics.hook()])
+            coord.start()
+        app.state.coordinator = coord
+        try:
+            yield
+        finally:
+            if coord is not None:
+                coord.stop()
+            await broker.stop()
+
+    app = FastAPI(
+        title="mediamill",
+        version=version("mediamill"),
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.catalog = catalog
+    app.state.settings = settings
+    app.state.token = token
+    app.state.loopback_only = is_loopback(settings.host)
+    app.state.metrics = metrics
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    app.include_router(libraries.router)
+    app.include_router(jobs.router)
+    app.include_router(items.router)
+
+    @app.get("/api/health", response_model=Health, tags=["meta"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": version("mediamill"), "catalog": catalog.dialect}
+
+    @app.get(
+        "/api/events", tags=["events"], dependencies=[ReadAuth], response_class=StreamingResponse
+    )
+    async def events(request: Request, cat: CatalogDep) -> StreamingResponse:
+        """Server-Sent Events: ``job`` events (a job status object) on every change."""
+        initial, _ = manager.list_jobs(cat, limit=50)
+        return _sse(request, initial, None)
+
+    @app.get(
+        "/api/jobs/{job_id}/events",
+        tags=["events"],
+        dependencies=[ReadAuth],
+        response_class=StreamingResponse,
+    )
+    async def job_events(job_id: str, request: Request, cat: CatalogDep) -> StreamingResponse:
+        """Server-Sent Events for one job."""
+        job = jobs.get_job(job_id, cat)
+        return _sse(request, [job], job_id)
+
+    def _sse(
+        request: Request, initial: list[dict[str, Any]], job_id: str | None
+    ) -> StreamingResponse:
+        body = stream(request.app.state.broker, initial, job_id, request.is_disconnected)
+        return StreamingResponse(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[ReadAuth])
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    if WEB.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(WEB / "index.html")
+
+    return app

@@ -1,0 +1,88 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the catalog, the settings, the token check."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import stat
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from mediamill.catalog.db import Catalog
+from mediamill.settings import Settings, data_dir
+
+
+def load_or_create_token(settings: Settings) -> tuple[str, bool]:
+    """The API token: ``MEDIAMILL_API_TOKEN``, or one generated once and kept in the data dir
+    with 0600 permissions. Returns (token, created_now)."""
+    if settings.api_token:
+        return settings.api_token, False
+    path = data_dir() / "api-token"
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token, True
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    # EventSource cannot send headers: the page passes the token as a query parameter
+    return request.query_params.get("access_token")
+
+
+def check_token(request: Request) -> None:
+    token: str = request.app.state.token
+    presented = _presented_token(request)
+    if presented is None or not secrets.compare_digest(presented.encode(), token.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong API token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_token(request: Request) -> None:
+    """For requests that change state."""
+    check_token(request)
+
+
+def read_access(request: Request) -> None:
+    """Reads are open on loopback; beyond loopback every request needs the token."""
+    if not request.app.state.loopback_only:
+        check_token(request)
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+WriteAuth = Depends(require_token)
+ReadAuth = Depends(read_access)
+
+__all__ = ["CatalogDep", "ReadAuth", "SettingsDep", "WriteAuth"]

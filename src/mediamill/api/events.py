@@ -1,0 +1,137 @@
+"""Live job events over Server-Sent Events.
+
+Jobs may run in any process that shares the catalog (this server's coordinator, another API
+process, a `mediamill run` in a terminal), so the source of truth is the catalog: one poller
+per API process reads the jobs that changed, a few times a second, and fans the changes out
+to every connected client. Browsers get pushed events; nobody polls over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mediamill.catalog.db import Catalog
+from mediamill.catalog.models import Job, Library, utcnow
+from mediamill.jobs import manager
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+QUEUE_SIZE = 256
+
+
+class EventBroker:
+    def __init__(self, catalog: Catalog, interval: float = 0.25) -> None:
+        self.catalog = catalog
+        self.interval = interval
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._seen: dict[str, tuple[Any, ...]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._primed = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                changed = await asyncio.to_thread(self._changed_jobs)
+                for job in changed:
+                    self._publish(job)
+            except Exception:
+                log.exception("event poll failed; retrying")
+            await asyncio.sleep(self.interval)
+
+    def _publish(self, job: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():  # a slow client loses the oldest event, never blocks the rest
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(job)
+
+    def _changed_jobs(self) -> list[dict[str, Any]]:
+        """Jobs that are live, or finished in the last minute, whose state differs from last
+        time (the first poll only learns the state)."""
+        recent = utcnow() - timedelta(minutes=1)
+        with Session(self.catalog.engine) as session:
+            rows = session.execute(
+                select(Job, Library.name)
+                .outerjoin(Library, Library.id == Job.library_id)
+                .where(
+                    or_(
+                        Job.status.in_(["queued", "running", "paused"]),
+                        Job.completed_at > recent,
+                        Job.created_at > recent,
+                    )
+                )
+            ).all()
+            jobs = [manager.as_dict(job, name) for job, name in rows]
+        first, self._primed = not self._primed, True
+        out = []
+        for job in jobs:
+            key = (
+                job["status"],
+                job["processed_items"],
+                job["total_items"],
+                job["failed"],
+                job["requested"],
+                job["error"],
+            )
+            if self._seen.get(job["job_id"]) != key:
+                self._seen[job["job_id"]] = key
+                if not first:
+                    out.append(job)
+        if len(self._seen) > 10_000:
+            live = {j["job_id"] for j in jobs}
+            self._seen = {k: v for k, v in self._seen.items() if k in live}
+        return out
+
+
+def format_event(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def stream(
+    broker: EventBroker, initial: list[dict[str, Any]], job_id: str | None, is_disconnected: Any
+) -> AsyncIterator[str]:
+    """The SSE body: the current state first, then every change, with keep-alives."""
+    queue = broker.subscribe()
+    try:
+        yield "retry: 2000\n\n"
+        for job in initial:
+            yield format_event("job", job)
+        while True:
+            try:
+                job = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                if await is_disconnected():
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            if job_id is None or job["job_id"] == job_id:
+                yield format_event("job", job)
+    finally:
+        broker.unsubscribe(queue)

@@ -1,0 +1,136 @@
+"""Jobs: create, list, get, per-item results, pause/resume/cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+
+from mediamill import ops
+from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
+from mediamill.api.paths import UnsafePath, check_relative
+from mediamill.api.routes.libraries import library_or_404
+from mediamill.api.schemas import ItemList, JobIn, JobList, JobOut
+from mediamill.catalog.db import Catalog, Selection
+from mediamill.jobs import manager
+from mediamill.processors import base as registry
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+JobStatusFilter = Literal["queued", "running", "paused", "completed", "failed", "cancelled"]
+
+
+def _job_or_404(catalog: Catalog, job_id: str) -> dict[str, Any]:
+    try:
+        return manager.get_job(catalog, job_id)
+    except manager.JobNotFound as exc:
+        raise HTTPException(404, detail=f"no job {job_id}") from exc
+
+
+@router.post("", status_code=201, response_model=JobOut, dependencies=[WriteAuth])
+async def create_job(body: JobIn, catalog: CatalogDep) -> dict[str, Any]:
+    """Queue a job; a folder library is scanned first (incrementally)."""
+    try:
+        proc_cls = registry.get(body.processor)
+    except (registry.UnknownProcessor, ImportError, TypeError) as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    lib = library_or_404(catalog, body.library)
+    selection: dict[str, Any] = {}
+    if body.items is not None:
+        try:
+            paths = sorted({check_relative(lib.root, p) for p in body.items})
+        except UnsafePath as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
+        selection["paths"] = paths
+    if body.filter:
+        selection["only"] = body.filter
+    try:
+        await run_in_threadpool(ops.refresh_library, catalog, lib)
+    except Exception as exc:
+        raise HTTPException(422, detail=f"scan failed: {exc}") from exc
+    if "paths" in selection:
+        unknown = [p for p in selection["paths"] if catalog.item_id(lib.id, p) is None]
+        if unknown:
+            raise HTTPException(422, detail=f"not items of {lib.name}: {', '.join(unknown[:20])}")
+    options = body.options.model_dump(exclude_none=True) if body.options else {}
+    job_id = manager.create_job(
+        catalog, proc_cls.name, lib.id, selection=selection, options=options, priority=body.priority
+    )
+    sel = Selection(
+        lib.id,
+        kinds=proc_cls.kinds,
+        paths=tuple(selection.get("paths", ())) if "paths" in selection else None,
+        only=selection.get("only"),
+    )
+    total = (
+        catalog.count_selection(sel)
+        if sel.only is None
+        else catalog.count_pending(sel, proc_cls.name, proc_cls.version)
+    )
+    catalog.update_job(job_id, total_items=total)
+    return manager.get_job(catalog, job_id)
+
+
+@router.get("", response_model=JobList, dependencies=[ReadAuth])
+def list_jobs(
+    catalog: CatalogDep,
+    status: JobStatusFilter | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    jobs, total = manager.list_jobs(catalog, status=status, limit=limit, offset=offset)
+    return {"jobs": jobs, "total": total}
+
+
+@router.get("/{job_id}", response_model=JobOut, dependencies=[ReadAuth])
+def get_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _job_or_404(catalog, job_id)
+
+
+@router.get("/{job_id}/items", response_model=ItemList, dependencies=[ReadAuth])
+def job_items(
+    job_id: str,
+    catalog: CatalogDep,
+    status: Literal["ok", "failed", "skipped"] | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The per-item results this job wrote: item, success, error, details."""
+    _job_or_404(catalog, job_id)
+    items, total = catalog.job_items(job_id, status=status, limit=limit, offset=offset)
+    return {"items": items, "total": total}
+
+
+def _act(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
+    _job_or_404(catalog, job_id)
+    try:
+        return manager.request(catalog, job_id, action)
+    except manager.InvalidRequest as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, dependencies=[WriteAuth])
+def cancel_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _act(catalog, job_id, "cancel")
+
+
+@router.post("/{job_id}/pause", response_model=JobOut, dependencies=[WriteAuth])
+def pause_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _act(catalog, job_id, "pause")
+
+
+@router.post("/{job_id}/resume", response_model=JobOut, dependencies=[WriteAuth])
+def resume_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _act(catalog, job_id, "resume")
+
+
+@router.delete("/{job_id}", status_code=204, dependencies=[WriteAuth])
+def delete_job(job_id: str, catalog: CatalogDep) -> None:
+    _job_or_404(catalog, job_id)
+    try:
+        manager.delete_job(catalog, job_id)
+    except manager.InvalidRequest as exc:
+        raise HTTPException(409, detail=str(exc)) from exc

@@ -1,0 +1,78 @@
+"""Libraries: add, list, get, delete, scan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from mediamill import ops
+from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
+from mediamill.api.schemas import LibraryIn, LibraryList, LibraryOut, ScanOut
+from mediamill.catalog.db import Catalog, LibraryRef
+from mediamill.sources.folder import ScanError
+
+router = APIRouter(prefix="/api/libraries", tags=["libraries"])
+
+
+def _out(catalog: Catalog, lib: LibraryRef) -> dict[str, Any]:
+    return {
+        "id": lib.id,
+        "name": lib.name,
+        "root": lib.root,
+        "kind": lib.kind,
+        "scanned_at": lib.scanned_at.isoformat() if lib.scanned_at else None,
+        "counts": catalog.library_counts(lib.id),
+    }
+
+
+def library_or_404(catalog: Catalog, name: str) -> LibraryRef:
+    lib = catalog.library_by_name(name)
+    if lib is None:
+        raise HTTPException(404, detail=f"no library named {name!r}")
+    return lib
+
+
+@router.post("", status_code=201, response_model=LibraryOut, dependencies=[WriteAuth])
+def add_library(body: LibraryIn, catalog: CatalogDep) -> dict[str, Any]:
+    """Add a folder (absolute path) or a source (``xtream+http://…``) as a library."""
+    if not ops.is_source(body.path) and not body.path.startswith("/"):
+        raise HTTPException(422, detail="path must be an absolute folder path or a source spec")
+    if body.name and catalog.library_by_name(body.name) is not None:
+        existing = catalog.library_by_name(body.name)
+        assert existing is not None
+        if existing.root != body.path.rstrip("/"):
+            raise HTTPException(409, detail=f"a library named {body.name!r} already exists")
+    try:
+        lib = ops.resolve_library(catalog, body.path, name=body.name)
+    except (ops.TargetError, ScanError, ValueError) as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    return _out(catalog, lib)
+
+
+@router.get("", response_model=LibraryList, dependencies=[ReadAuth])
+def list_libraries(catalog: CatalogDep) -> dict[str, Any]:
+    return {"libraries": [_out(catalog, lib) for lib in catalog.libraries()]}
+
+
+@router.get("/{name}", response_model=LibraryOut, dependencies=[ReadAuth])
+def get_library(name: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _out(catalog, library_or_404(catalog, name))
+
+
+@router.delete("/{name}", status_code=204, dependencies=[WriteAuth])
+def delete_library(name: str, catalog: CatalogDep) -> None:
+    """Forget a library and its items and results (files are not touched)."""
+    catalog.delete_library(library_or_404(catalog, name).id)
+
+
+@router.post("/{name}/scan", response_model=ScanOut, dependencies=[WriteAuth])
+async def scan_library(name: str, catalog: CatalogDep) -> dict[str, Any]:
+    """Scan a folder library (or re-read a source) incrementally."""
+    lib = library_or_404(catalog, name)
+    try:
+        report = await run_in_threadpool(ops.refresh_library, catalog, lib)
+    except Exception as exc:
+        raise HTTPException(422, detail=f"scan failed: {exc}") from exc
+    return {"report": report}

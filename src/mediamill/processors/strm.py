@@ -1,0 +1,273 @@
+"""The ``strm`` processor: export VOD entries as .strm + .nfo files, incrementally.
+
+``process`` writes an entry's files only when their bytes change (atomically), so a re-run
+touches nothing. ``finish`` recomputes, from the catalog, the files every present entry owns
+and removes (``cleanup="apply"``) or lists (``"preview"``) the other .strm/.nfo files under
+the Movies and TV Shows trees, then the folders left empty. A renamed entry thus ends with
+its new files written by ``process`` and its old ones reported or removed by ``finish``.
+
+Options:
+
+* ``output`` (required): the output root; created if missing when its parent exists.
+* ``cleanup``: ``"off"``, ``"preview"`` (default) or ``"apply"``.
+* ``dry_run``: write nothing; actions become ``would_create``/``would_update``.
+* layout: ``movies_dir``, ``shows_dir``, ``strip_prefix`` (regex, ``""`` disables),
+  ``disambiguate`` (``"auto"``/``"always"``), ``url_base``, and ``templates`` (a mapping of
+  ``movie_name``, ``movie_name_no_year``, ``show_name``, ``show_name_no_year``,
+  ``season_dir``, ``episode_name``, ``episode_name_untitled``); see
+  :class:`mediamill.strm.layout.Layout`.
+* ``report``: a ``.json`` or ``.csv`` file that ``finish`` writes with every change.
+* ``refresh``: ``{"kind": "jellyfin"|"emby"|"plex", "url": ..., "token": ...}`` (token may
+  come from ``MEDIAMILL_REFRESH_TOKEN``): ask the media server to rescan after ``finish``;
+  a failure is reported in the summary, never fatal.
+
+``process`` returns ``{"action": "created"|"updated"|"unchanged"|"would_create"|
+"would_update", "files": [relative paths the entry owns], "written": n, "changed": [...]}``;
+``finish`` returns ``{"cleanup", "removed", "would_remove", "removed_dirs",
+"would_remove_dirs", "collisions", ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import threading
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mediamill.processors.base import FinishContext, ItemRef, Processor, Skip, Work
+from mediamill.strm.files import Change, empty_dirs, iter_exported, write_atomic, write_if_changed
+from mediamill.strm.layout import Layout, UnsafePath, resolve_inside
+
+log = logging.getLogger(__name__)
+
+_CLEANUP_MODES = ("off", "preview", "apply")
+_REPORT_LOCK = threading.Lock()
+_PARTS_SUFFIX = ".parts.jsonl"
+
+
+class StrmProcessor(Processor):
+    """Writes ``Movies/...`` and ``TV Shows/...`` .strm/.nfo files; see the module docstring."""
+
+    name = "strm"
+    version = "1"
+    work = Work.IO
+    kinds = frozenset({"movie", "episode"})
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        output = self.options.get("output")
+        if not output or not isinstance(output, (str, os.PathLike)):
+            raise ValueError("the strm processor needs option 'output' (the output root)")
+        self.root = Path(output).expanduser().absolute()
+        self.cleanup = str(self.options.get("cleanup", "preview"))
+        if self.cleanup not in _CLEANUP_MODES:
+            raise ValueError("option 'cleanup' must be 'off', 'preview' or 'apply'")
+        self.dry_run = bool(self.options.get("dry_run", False))
+        self.layout = Layout.from_options(self.options)
+        report = self.options.get("report")
+        self.report = Path(report).expanduser().absolute() if report else None
+        refresh = self.options.get("refresh")
+        if refresh is not None and not isinstance(refresh, Mapping):
+            raise ValueError("option 'refresh' must be a mapping with kind, url and token")
+        if refresh and refresh.get("kind") not in ("jellyfin", "emby", "plex"):
+            raise ValueError("refresh kind must be 'jellyfin', 'emby' or 'plex'")
+
+    def setup(self) -> None:
+        if self.dry_run or self.root.is_dir():
+            return
+        try:
+            self.root.mkdir(parents=False, exist_ok=True)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"output root {self.root} cannot be created: its parent folder does not exist"
+            ) from None
+
+    # -- per item --------------------------------------------------------------------------
+
+    def process(self, item: ItemRef) -> dict[str, Any]:
+        if item.kind not in self.kinds:
+            raise Skip(f"the strm processor does not export items of kind {item.kind!r}")
+        planned = self.layout.plan(item.path, item.kind, item.meta or {})
+        changed: list[str] = []
+        strm_change = Change.UNCHANGED
+        for index, planned_file in enumerate(planned):
+            target = resolve_inside(self.root, planned_file.path)
+            change = write_if_changed(target, planned_file.content, dry_run=self.dry_run)
+            if index == 0:
+                strm_change = change
+            if change is not Change.UNCHANGED:
+                changed.append(planned_file.path)
+        if strm_change is Change.CREATED:
+            action = "created"
+        elif changed:
+            action = "updated"
+        else:
+            action = "unchanged"
+        if self.dry_run and action != "unchanged":
+            action = f"would_{action[:-1]}"
+        if changed and self.report is not None:
+            self._journal({"action": action, "key": item.path, "files": changed})
+        return {
+            "action": action,
+            "files": [planned_file.path for planned_file in planned],
+            "written": len(changed),
+            "changed": changed,
+        }
+
+    def _journal(self, row: Mapping[str, Any]) -> None:
+        """Append one change to the report's journal (one line, safe across threads)."""
+        assert self.report is not None
+        line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        parts = self.report.with_name(self.report.name + _PARTS_SUFFIX)
+        with _REPORT_LOCK:
+            parts.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(parts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    # -- per job ---------------------------------------------------------------------------
+
+    def finish(self, ctx: FinishContext) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "cleanup": self.cleanup,
+            "removed": [],
+            "would_remove": [],
+            "removed_dirs": 0,
+            "would_remove_dirs": 0,
+            "collisions": [],
+        }
+        dry_run = self.dry_run or ctx.dry_run
+        if self.cleanup != "off":
+            self._cleanup(ctx, summary, dry_run=dry_run)
+        if self.report is not None:
+            summary["report"] = str(self.report)
+            self._write_report(summary)
+        refresh = self.options.get("refresh")
+        if refresh and not dry_run:
+            summary["refresh"] = refresh_media_server(refresh)
+        return summary
+
+    def _owned(self, ctx: FinishContext, summary: dict[str, Any]) -> tuple[set[str], int]:
+        owners: dict[str, str] = {}
+        collisions: list[dict[str, str]] = []
+        entries = 0
+        for item in ctx.catalog.iter_items(ctx.library_id):
+            if item.kind not in self.kinds:
+                continue
+            try:
+                paths = self.layout.paths(item.path, item.kind, item.meta or {})
+            except ValueError:
+                continue
+            entries += 1
+            for path in paths:
+                owner = owners.setdefault(path, item.path)
+                if owner != item.path and not path.endswith("/tvshow.nfo"):
+                    collisions.append({"path": path, "keys": f"{owner} {item.path}"})
+        summary["collisions"] = collisions
+        return set(owners), entries
+
+    def _cleanup(self, ctx: FinishContext, summary: dict[str, Any], *, dry_run: bool) -> None:
+        if ctx.catalog is None:
+            summary["cleanup_skipped"] = "no catalog to list the present entries"
+            return
+        if not self.root.is_dir():
+            return
+        owned, entries = self._owned(ctx, summary)
+        trees = self.layout.trees
+        orphans = sorted(
+            path
+            for path in iter_exported(self.root, trees)
+            if unicodedata.normalize("NFC", path) not in owned
+        )
+        if entries == 0 and orphans:
+            summary["cleanup_skipped"] = (
+                "the library has no entries: refusing to remove every exported file "
+                "(an empty or failed provider listing looks the same)"
+            )
+            summary["would_remove"] = orphans
+            return
+        if self.cleanup == "preview" or dry_run:
+            summary["would_remove"] = orphans
+            summary["would_remove_dirs"] = len(empty_dirs(self.root, trees, gone=set(orphans)))
+            return
+        removed: list[str] = []
+        for path in orphans:
+            try:
+                resolve_inside(self.root, path).unlink()
+                removed.append(path)
+            except (FileNotFoundError, UnsafePath):
+                continue
+            except OSError as exc:
+                log.warning("strm cleanup could not remove %s: %s", path, exc.strerror)
+        summary["removed"] = removed
+        removed_dirs = 0
+        for folder in empty_dirs(self.root, trees):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                removed_dirs += 1
+        summary["removed_dirs"] = removed_dirs
+
+    def _write_report(self, summary: Mapping[str, Any]) -> None:
+        assert self.report is not None
+        rows: list[dict[str, str]] = []
+        parts = self.report.with_name(self.report.name + _PARTS_SUFFIX)
+        with _REPORT_LOCK:
+            try:
+                lines = parts.read_text(encoding="utf-8").splitlines()
+            except FileNotFoundError:
+                lines = []
+            for line in lines:
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    rows.extend(
+                        {"action": entry["action"], "key": entry["key"], "path": path}
+                        for path in entry["files"]
+                    )
+            for action in ("removed", "would_remove"):
+                rows.extend({"action": action, "key": "", "path": p} for p in summary[action])
+            if self.report.suffix.lower() == ".csv":
+                buffer = io.StringIO()
+                writer = csv.DictWriter(buffer, fieldnames=["action", "key", "path"])
+                writer.writeheader()
+                writer.writerows(rows)
+                content = buffer.getvalue().encode("utf-8")
+            else:
+                content = (json.dumps(rows, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+            write_atomic(self.report, content)
+            parts.unlink(missing_ok=True)
+
+
+def refresh_media_server(refresh: Mapping[str, Any], *, timeout: float = 15.0) -> dict[str, Any]:
+    """Ask Jellyfin/Emby (``POST /Library/Refresh``) or Plex (scan all sections) to rescan.
+
+    Returns ``{"ok": bool, "detail": str}``; never raises, never puts the token in ``detail``.
+    """
+    kind = str(refresh.get("kind"))
+    url = str(refresh.get("url") or "").rstrip("/")
+    token = str(refresh.get("token") or os.environ.get("MEDIAMILL_REFRESH_TOKEN", ""))
+    if not url or not token:
+        return {"ok": False, "detail": "refresh needs a url and a token"}
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            if kind == "plex":
+                response = client.get(
+                    f"{url}/library/sections/all/refresh", headers={"X-Plex-Token": token}
+                )
+            else:
+                response = client.post(f"{url}/Library/Refresh", headers={"X-Emby-Token": token})
+    except httpx.HTTPError as exc:
+        return {"ok": False, "detail": f"{kind} refresh failed: {type(exc).__name__}"}
+    if response.is_success:
+        return {"ok": True, "detail": f"{kind} refresh requested (HTTP {response.status_code})"}
+    return {"ok": False, "detail": f"{kind} refresh answered HTTP {response.status_code}"}

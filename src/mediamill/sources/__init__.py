@@ -1,0 +1,106 @@
+"""Open a VOD source from a spec string such as ``xtream+http://user:pass@host:8080``.
+
+Specs: ``xtream+http(s)://[USER:PASS@]HOST[:PORT][/path]``,
+``dispatcharr+http(s)://HOST[:PORT][/path]``, ``m3u+file:///abs/path.m3u``,
+``m3u+http(s)://host/path?query``. Xtream credentials come from the URL, else from options
+``username``/``password``, else from ``MEDIAMILL_XTREAM_USER``/``MEDIAMILL_XTREAM_PASS``;
+the Dispatcharr token from option ``token``, else ``MEDIAMILL_DISPATCHARR_TOKEN``. Other
+options are passed to the source class (see each class for its options).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from mediamill.sources.base import Source, SourceEntry, SourceError
+
+__all__ = ["Source", "SourceEntry", "SourceError", "is_source_spec", "open_source"]
+
+_SCHEMES = {
+    "xtream+http",
+    "xtream+https",
+    "dispatcharr+http",
+    "dispatcharr+https",
+    "m3u+file",
+    "m3u+http",
+    "m3u+https",
+}
+_XTREAM_OPTIONS = {
+    "vod_info", "movies", "series", "rate", "retries", "backoff", "timeout", "on_series_error",
+}  # fmt: skip
+_DISPATCHARR_OPTIONS = {
+    "auth", "url_mode", "public_url", "movies", "series", "page_size", "rate", "retries",
+    "backoff", "timeout", "on_series_error",
+}  # fmt: skip
+_M3U_OPTIONS = {"default_kind", "rate", "retries", "backoff", "timeout"}
+
+
+def is_source_spec(spec: str) -> bool:
+    """Whether ``spec`` names a VOD source (rather than, say, a folder path)."""
+    scheme, sep, rest = spec.partition("://")
+    return bool(sep) and scheme.lower() in _SCHEMES and bool(rest)
+
+
+def _pick(options: Mapping[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:
+    unknown = set(options) - allowed - {"username", "password", "token"}
+    if unknown:
+        raise ValueError(f"unknown {kind} source options: {', '.join(sorted(unknown))}")
+    return {k: v for k, v in options.items() if k in allowed}
+
+
+def open_source(spec: str, *, options: Mapping[str, Any] | None = None) -> Source:
+    """The :class:`Source` a spec names; ``ValueError`` for a bad spec (no secrets in it)."""
+    options = dict(options or {})
+    if not is_source_spec(spec):
+        raise ValueError(
+            "not a source spec: expected xtream+http(s)://, dispatcharr+http(s)://, "
+            "m3u+file:// or m3u+http(s)://"
+        )
+    scheme, _, _rest = spec.partition("://")
+    family, _, transport = scheme.lower().partition("+")
+    url = transport + spec[len(scheme) :]
+    parts = urlsplit(url)
+
+    if family == "xtream":
+        from mediamill.sources.xtream import XtreamSource
+
+        username = unquote(parts.username or "") or str(
+            options.get("username") or os.environ.get("MEDIAMILL_XTREAM_USER", "")
+        )
+        password = unquote(parts.password or "") or str(
+            options.get("password") or os.environ.get("MEDIAMILL_XTREAM_PASS", "")
+        )
+        if not username or not password:
+            raise ValueError(
+                "Xtream needs credentials: in the URL, in options username/password, or in "
+                "MEDIAMILL_XTREAM_USER/MEDIAMILL_XTREAM_PASS"
+            )
+        host = parts.netloc.rsplit("@", 1)[-1]
+        server = f"{parts.scheme}://{host}{parts.path}"
+        return XtreamSource(server, username, password, **_pick(options, _XTREAM_OPTIONS, family))
+
+    if family == "dispatcharr":
+        from mediamill.sources.dispatcharr import DispatcharrSource
+
+        token = str(options.get("token") or os.environ.get("MEDIAMILL_DISPATCHARR_TOKEN", ""))
+        if not token:
+            raise ValueError(
+                "Dispatcharr needs an API token: option token or MEDIAMILL_DISPATCHARR_TOKEN"
+            )
+        if parts.username or parts.password:
+            raise ValueError("put the Dispatcharr token in options or the environment, not the URL")
+        base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        return DispatcharrSource(base, token, **_pick(options, _DISPATCHARR_OPTIONS, family))
+
+    from mediamill.sources.m3u import M3USource
+
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError("m3u+file:// takes an absolute local path: m3u+file:///path.m3u")
+        location = unquote(parts.path)
+    else:
+        location = url
+    return M3USource(location, **_pick(options, _M3U_OPTIONS, family))

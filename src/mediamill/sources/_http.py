@@ -1,0 +1,161 @@
+"""Gentle JSON/text fetching for VOD sources: rate limit, retries with backoff, clear errors.
+
+Requests go straight to an ``httpx.HTTPTransport`` rather than through ``httpx.Client``,
+whose INFO log line carries the full URL: provider URLs hold credentials, so no URL is ever
+logged or put in an error message here; errors name the source and the endpoint only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from mediamill.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+class RateLimiter:
+    """At most ``rate`` requests per second across threads (``rate <= 0``: unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class HttpFetcher:
+    """GET with retries on 5xx/429/timeouts/connection errors and exponential backoff.
+
+    ``name`` is the credential-free source name used in messages; ``secrets`` are strings
+    scrubbed from any text that could reach a message (user names, passwords, tokens).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        secrets: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+        rate: float = 5.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        timeout: float = 30.0,
+    ) -> None:
+        if retries < 0 or backoff < 0 or timeout <= 0:
+            raise ValueError("retries and backoff must be >= 0 and timeout > 0")
+        self.name = name
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._headers = {"Accept": "application/json", "User-Agent": "mediamill"}
+        self._headers.update(headers or {})
+        self._limiter = RateLimiter(rate)
+        self._retries = retries
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._timeout = httpx.Timeout(timeout)
+        self._transport = httpx.HTTPTransport(retries=0)
+        self.requests = 0
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def add_secrets(self, *secrets: str) -> None:
+        """More strings to scrub (credentials learnt while scanning)."""
+        merged = set(self._secrets) | {s for s in secrets if s}
+        self._secrets = sorted(merged, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def get_bytes(self, url: str, what: str, params: Mapping[str, str] | None = None) -> bytes:
+        """The body of a 200 answer; ``what`` names the endpoint in messages."""
+        attempt = 0
+        while True:
+            self._limiter.wait()
+            self.requests += 1
+            retry_after: float | None = None
+            try:
+                request = httpx.Request(
+                    "GET",
+                    url,
+                    params=dict(params) if params else None,
+                    headers=self._headers,
+                    extensions={"timeout": self._timeout.as_dict()},
+                )
+                response = self._transport.handle_request(request)
+                try:
+                    body = response.read()
+                finally:
+                    response.close()
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                cause = self.redact(f"{type(exc).__name__}: {exc}".strip())
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return body
+                if status in (401, 403):
+                    raise SourceError(
+                        f"{self.name}: {what} was refused with HTTP {status}; "
+                        "check the credentials or token"
+                    )
+                if status not in _RETRY_STATUS:
+                    raise SourceError(f"{self.name}: {what} answered HTTP {status}")
+                cause = f"HTTP {status}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            if attempt >= self._retries:
+                raise SourceError(
+                    f"{self.name}: {what} failed after {attempt + 1} attempts ({cause})"
+                )
+            delay = retry_after
+            if delay is None:
+                delay = self._backoff * (2**attempt) * (0.5 + random.random() / 2)
+            delay = min(delay, self._max_backoff)
+            log.warning(
+                "%s: %s failed (%s); retry %d/%d in %.2fs",
+                self.name, what, cause, attempt + 1, self._retries, delay,
+            )  # fmt: skip
+            time.sleep(delay)
+            attempt += 1
+
+    def get_json(self, url: str, what: str, params: Mapping[str, str] | None = None) -> Any:
+        """The decoded JSON of a 200 answer, or a :class:`SourceError` saying it is not JSON."""
+        body = self.get_bytes(url, what, params)
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+            preview = self.redact(body[:60].decode("utf-8", errors="replace"))
+            raise SourceError(
+                f"{self.name}: {what} did not answer JSON ({reason}; starts with {preview!r})"
+            ) from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

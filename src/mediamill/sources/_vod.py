@@ -1,0 +1,112 @@
+"""What VOD sources put in ``SourceEntry.meta``, and helpers to read messy provider JSON.
+
+Movie meta (key ``movie/<provider id>``): ``id``, ``name`` (raw provider name), ``title``,
+``year``, ``plot``, ``rating``, ``genre``, ``tmdb_id``, ``imdb_id``, ``thumb``, ``category``,
+``url``, ``stream_id``, and ``ambiguous: True`` when another movie cleans to the same name.
+
+Episode meta (key ``episode/<provider id>``): ``id``, ``title`` (episode title, may be
+empty), ``season``, ``episode``, ``plot``, ``aired``, ``rating``, ``tmdb_id``, ``imdb_id``,
+``thumb``, ``url``, ``stream_id``, ``ambiguous`` (same season/episode twice in one show), and
+the show: ``show``, ``show_year``, ``show_id``, ``show_plot``, ``show_genre``,
+``show_rating``, ``show_thumb``, ``show_tmdb_id``, ``show_imdb_id``, ``show_ambiguous``.
+
+Absent values are left out rather than stored as ``None`` so the catalog fingerprint only
+changes when something real changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mediamill.strm.names import split_year, title_key
+
+
+def as_str(value: Any) -> str | None:
+    """A stripped non-empty string, or ``None`` (numbers become their text)."""
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def as_int(value: Any) -> int | None:
+    """An int from ``3``, ``"3"``, ``"03"``, ``3.0``; ``None`` for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
+
+
+def as_float(value: Any) -> float | None:
+    """A finite float from numbers or numeric strings; ``None`` (and 0 means unknown)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
+    return round(number, 2) if math.isfinite(number) and number > 0 else None
+
+
+def as_year(value: Any) -> int | None:
+    """A plausible year from ``2019``, ``"2019"``, ``"2019-05-01"``."""
+    text = as_str(value)
+    if text is None:
+        return None
+    year = as_int(text[:4])
+    return year if year is not None and 1870 <= year <= 2199 else None
+
+
+def as_id(value: Any) -> str | None:
+    """A provider id as text (``123``, ``"123"`` and ``123.0`` are the same id)."""
+    number = as_int(value)
+    return str(number) if number is not None else as_str(value)
+
+
+def title_and_year(name: str, year: Any = None) -> tuple[str, int | None]:
+    """Title without its ``(2019)`` suffix, and the year (the explicit field wins)."""
+    title, suffix_year = split_year(name)
+    return title, as_year(year) or suffix_year
+
+
+def compact(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` without ``None``/empty values."""
+    return {k: v for k, v in meta.items() if v is not None and v != ""}
+
+
+def mark_ambiguous(
+    metas: Iterable[dict[str, Any]],
+    group_key: Callable[[dict[str, Any]], str],
+    ident: Callable[[dict[str, Any]], str],
+    flag: str = "ambiguous",
+) -> None:
+    """Set ``meta[flag] = True`` on every member of a group of metas with different ids.
+
+    Every member is flagged (not all but one), so whether an entry's name carries its id
+    does not depend on which duplicate came first.
+    """
+    groups: dict[str, set[str]] = defaultdict(set)
+    members: list[tuple[str, dict[str, Any]]] = []
+    for meta in metas:
+        key = group_key(meta)
+        groups[key].add(ident(meta))
+        members.append((key, meta))
+    for key, meta in members:
+        if len(groups[key]) > 1:
+            meta[flag] = True
+
+
+def movie_group(meta: dict[str, Any]) -> str:
+    return title_key(str(meta.get("title") or meta.get("name") or ""), meta.get("year"))
+
+
+def show_group(meta: dict[str, Any]) -> str:
+    return title_key(str(meta.get("show") or ""), meta.get("show_year"))

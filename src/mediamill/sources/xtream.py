@@ -1,0 +1,338 @@
+"""Xtream Codes provider (``player_api.php``): VOD movies and series episodes as entries.
+
+Provider JSON is messy: numbers arrive as strings or ints, fields go missing, ``episodes``
+is a dict keyed by season or a list (of lists or of episodes). Everything is read through
+tolerant converters; a response of the wrong overall shape is a :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from mediamill.sources._http import HttpFetcher
+from mediamill.sources._vod import (
+    as_float,
+    as_id,
+    as_int,
+    as_str,
+    as_year,
+    compact,
+    mark_ambiguous,
+    movie_group,
+    show_group,
+    title_and_year,
+)
+from mediamill.sources.base import SourceEntry, SourceError
+from mediamill.strm.names import split_episode, strip_prefix
+
+log = logging.getLogger(__name__)
+
+_EXTENSION = re.compile(r"^[A-Za-z0-9]{1,8}$")
+
+
+def display_name(server: str) -> str:
+    """``xtream+http://host:port[/path]`` without credentials."""
+    parts = urlsplit(server)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"xtream+{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+class XtreamSource:
+    """Movies (``get_vod_streams``) then episodes (``get_series`` + ``get_series_info``).
+
+    Options: ``vod_info`` fetches ``get_vod_info`` per movie for richer metadata (one request
+    per movie, so off by default); ``movies``/``series`` choose what to list; ``rate`` caps
+    requests per second; ``retries``/``backoff``/``timeout`` tune retrying;
+    ``on_series_error`` is ``"fail"`` (default: one broken series fails the scan, so its
+    episodes are not mistaken for removed) or ``"skip"``.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        username: str,
+        password: str,
+        *,
+        vod_info: bool = False,
+        movies: bool = True,
+        series: bool = True,
+        rate: float = 5.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        timeout: float = 30.0,
+        on_series_error: str = "fail",
+    ) -> None:
+        parts = urlsplit(server)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("Xtream server must be an http(s) URL with a host")
+        if not username or not password:
+            raise ValueError("Xtream needs a username and a password")
+        if on_series_error not in ("fail", "skip"):
+            raise ValueError("on_series_error must be 'fail' or 'skip'")
+        self.server = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}".rstrip("/")
+        self.name = display_name(server)
+        self._username = username
+        self._password = password
+        self.vod_info = vod_info
+        self.movies = movies
+        self.series = series
+        self.on_series_error = on_series_error
+        self._http_options: dict[str, Any] = {
+            "rate": rate, "retries": retries, "backoff": backoff, "timeout": timeout,
+        }  # fmt: skip
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return f"XtreamSource({self.name!r})"
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(self, http: HttpFetcher, action: str | None, **params: str) -> Any:
+        query = {"username": self._username, "password": self._password, **params}
+        if action:
+            query["action"] = action
+        what = action or "the account check"
+        data = http.get_json(f"{self.server}/player_api.php", what, query)
+        if isinstance(data, dict) and isinstance(data.get("user_info"), dict):
+            info = data["user_info"]
+            if as_int(info.get("auth")) != 1:
+                raise SourceError(
+                    f"{self.name}: the provider rejected the username or password "
+                    "(user_info.auth is not 1)"
+                )
+            status = as_str(info.get("status"))
+            if status and status.lower() != "active":
+                raise SourceError(f"{self.name}: the provider account is {status}")
+        return data
+
+    def _list(self, http: HttpFetcher, action: str, **params: str) -> list[dict[str, Any]]:
+        data = self._call(http, action, **params)
+        if data is None or data in ({}, ""):
+            return []
+        if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
+            data = list(data.values())  # some panels answer {"0": {...}, "1": {...}}
+        if not isinstance(data, list):
+            raise SourceError(f"{self.name}: {action} answered {type(data).__name__}, not a list")
+        return [row for row in data if isinstance(row, dict)]
+
+    def _categories(self, http: HttpFetcher, action: str) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for row in self._list(http, action):
+            ident, name = as_id(row.get("category_id")), as_str(row.get("category_name"))
+            if ident and name:
+                names[ident] = name
+        return names
+
+    def _url(self, kind: str, stream_id: str, extension: Any) -> str:
+        ext = as_str(extension) or "mp4"
+        if not _EXTENSION.match(ext):
+            ext = "mp4"
+        user, password = quote(self._username, safe=""), quote(self._password, safe="")
+        return f"{self.server}/{kind}/{user}/{password}/{quote(stream_id, safe='')}.{ext}"
+
+    # -- entries ---------------------------------------------------------------------------
+
+    def iter_entries(self) -> Iterator[SourceEntry]:
+        http = HttpFetcher(
+            self.name, secrets=(self._username, self._password), **self._http_options
+        )
+        try:
+            self._call(http, None)
+            if self.movies:
+                yield from self._movies(http)
+            if self.series:
+                yield from self._episodes(http)
+        finally:
+            self.requests += http.requests
+            http.close()
+
+    def _movies(self, http: HttpFetcher) -> Iterator[SourceEntry]:
+        categories = self._categories(http, "get_vod_categories")
+        metas: list[dict[str, Any]] = []
+        skipped = 0
+        for row in self._list(http, "get_vod_streams"):
+            meta = self._movie_meta(row, categories)
+            if meta is None:
+                skipped += 1
+            else:
+                metas.append(meta)
+        if skipped:
+            log.warning("%s: %d movies without a stream id were skipped", self.name, skipped)
+        mark_ambiguous(metas, movie_group, lambda m: str(m["id"]))
+        for meta in metas:
+            if self.vod_info:
+                self._add_vod_info(http, meta)
+            yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
+
+    def _movie_meta(
+        self, row: Mapping[str, Any], categories: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        stream_id = as_id(row.get("stream_id"))
+        if not stream_id:
+            return None
+        name = as_str(row.get("name")) or as_str(row.get("title")) or ""
+        title, year = title_and_year(name, row.get("year") or row.get("releaseDate"))
+        return compact(
+            {
+                "id": stream_id,
+                "name": name,
+                "title": title,
+                "year": year,
+                "plot": as_str(row.get("plot")),
+                "rating": as_float(row.get("rating")),
+                "genre": as_str(row.get("genre")),
+                "tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
+                "imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
+                "thumb": as_str(row.get("stream_icon")),
+                "category": categories.get(as_id(row.get("category_id")) or ""),
+                "url": self._url("movie", stream_id, row.get("container_extension")),
+                "stream_id": stream_id,
+            }
+        )
+
+    def _add_vod_info(self, http: HttpFetcher, meta: dict[str, Any]) -> None:
+        try:
+            data = self._call(http, "get_vod_info", vod_id=str(meta["id"]))
+        except SourceError as exc:
+            log.warning(
+                "%s: richer metadata unavailable for movie %s: %s", self.name, meta["id"], exc
+            )
+            return
+        info = data.get("info") if isinstance(data, dict) else None
+        if not isinstance(info, dict):
+            return
+        extra = compact(
+            {
+                "plot": as_str(info.get("plot") or info.get("description")),
+                "genre": as_str(info.get("genre")),
+                "rating": as_float(info.get("rating")),
+                "tmdb_id": as_id(info.get("tmdb_id") or info.get("tmdb")),
+                "imdb_id": as_str(info.get("imdb_id")),
+                "thumb": as_str(info.get("movie_image") or info.get("cover_big")),
+                "originaltitle": as_str(info.get("o_name")),
+            }
+        )
+        if "year" not in meta:
+            year = as_year(info.get("releasedate") or info.get("release_date"))
+            if year:
+                extra["year"] = year
+        for key, value in extra.items():
+            meta.setdefault(key, value)
+
+    def _episodes(self, http: HttpFetcher) -> Iterator[SourceEntry]:
+        categories = self._categories(http, "get_series_categories")
+        shows: list[dict[str, Any]] = []
+        for row in self._list(http, "get_series"):
+            series_id = as_id(row.get("series_id"))
+            if not series_id:
+                continue
+            name = as_str(row.get("name")) or as_str(row.get("title")) or ""
+            title, year = title_and_year(name, row.get("year") or row.get("releaseDate"))
+            show = compact(
+                {
+                    "show": title or f"Series {series_id}",
+                    "show_year": year,
+                    "show_id": series_id,
+                    "show_plot": as_str(row.get("plot")),
+                    "show_genre": as_str(row.get("genre")),
+                    "show_rating": as_float(row.get("rating")),
+                    "show_thumb": as_str(row.get("cover")),
+                    "show_tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
+                    "show_imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
+                    "category": categories.get(as_id(row.get("category_id")) or ""),
+                }
+            )
+            shows.append(show)
+        mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
+        for show in shows:
+            try:
+                episodes = self._series_episodes(http, show)
+            except SourceError as exc:
+                if self.on_series_error == "fail":
+                    raise
+                log.warning("%s: series %s skipped: %s", self.name, show["show_id"], exc)
+                continue
+            for meta in episodes:
+                yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)
+
+    def _series_episodes(self, http: HttpFetcher, show: dict[str, Any]) -> list[dict[str, Any]]:
+        data = self._call(http, "get_series_info", series_id=str(show["show_id"]))
+        if data is None or data in ([], {}):
+            return []
+        if not isinstance(data, dict):
+            raise SourceError(
+                f"{self.name}: get_series_info for series {show['show_id']} answered "
+                f"{type(data).__name__}, not an object"
+            )
+        episodes: list[dict[str, Any]] = []
+        for season_hint, row in _episode_rows(data.get("episodes"), self.name, show["show_id"]):
+            meta = self._episode_meta(row, season_hint, show)
+            if meta is not None:
+                episodes.append(meta)
+        mark_ambiguous(episodes, lambda m: f"{m['season']}x{m['episode']}", lambda m: str(m["id"]))
+        return episodes
+
+    def _episode_meta(
+        self, row: Mapping[str, Any], season_hint: int | None, show: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        episode_id = as_id(row.get("id") or row.get("stream_id"))
+        if not episode_id:
+            return None
+        raw_info = row.get("info")
+        info: Mapping[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+        raw_title = as_str(row.get("title")) or as_str(info.get("name")) or ""
+        parsed = split_episode(raw_title)
+        season = as_int(row.get("season"))
+        if season is None:
+            season = season_hint if season_hint is not None else (parsed[1] if parsed else 1)
+        number = as_int(row.get("episode_num"))
+        if number is None:
+            number = parsed[2] if parsed else 0
+        title = parsed[3] if parsed else raw_title
+        show_name = str(show.get("show", ""))
+        if title.casefold() in (show_name.casefold(), strip_prefix(show_name).casefold()):
+            title = ""
+        return compact(
+            {
+                **show,
+                "id": episode_id,
+                "title": title,
+                "season": season,
+                "episode": number,
+                "plot": as_str(info.get("plot") or info.get("overview")),
+                "aired": as_str(info.get("releasedate") or info.get("air_date")),
+                "rating": as_float(info.get("rating")),
+                "tmdb_id": as_id(info.get("tmdb_id")),
+                "thumb": as_str(info.get("movie_image")),
+                "url": self._url("series", episode_id, row.get("container_extension")),
+                "stream_id": episode_id,
+            }
+        )
+
+
+def _episode_rows(
+    episodes: Any, source: str, series_id: Any
+) -> Iterator[tuple[int | None, Mapping[str, Any]]]:
+    """``(season hint, episode row)`` from any of the shapes providers use."""
+    if episodes is None or episodes == "":
+        return
+    if isinstance(episodes, dict):
+        for season_key, rows in episodes.items():
+            hint = as_int(season_key)
+            season_rows = list(rows.values()) if isinstance(rows, dict) else rows
+            if not isinstance(season_rows, list):
+                raise SourceError(f"{source}: series {series_id} has a malformed season")
+            yield from ((hint, row) for row in season_rows if isinstance(row, dict))
+    elif isinstance(episodes, list):
+        for item in episodes:
+            if isinstance(item, list):
+                yield from ((None, row) for row in item if isinstance(row, dict))
+            elif isinstance(item, dict):
+                yield None, item
+    else:
+        raise SourceError(f"{source}: series {series_id} has malformed episodes")

@@ -1,0 +1,363 @@
+"""The HTTP API against a real server process and a real catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from mediamill.catalog.db import Catalog
+from mediamill.catalog.models import Result
+from tests.conftest import PG_URL, _pg_reachable, make_files, require_server, reset_postgres
+from tests.helpers.server import Server
+
+ECHO = "tests.helpers.processors:Echo"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path / "home").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    make_files(root, [f"d{i % 4}/f{i:03}.bin" for i in range(60)] + ["bad/fail1.bin"])
+    return root
+
+
+def _add_library(client: httpx.Client, root: Path, name: str = "lib") -> dict[str, Any]:
+    response = client.post("/api/libraries", json={"path": str(root), "name": name})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_a_job_runs_to_completion_and_reports_its_failures(server: Server, library: Path) -> None:
+    with server.client() as client:
+        lib = _add_library(client, library)
+        assert lib["name"] == "lib"
+        created = client.post(
+            "/api/jobs",
+            json={"processor": ECHO, "library": "lib", "options": {"workers": 2, "batch_size": 4}},
+        )
+        assert created.status_code == 201, created.text
+        job = created.json()
+        assert job["total_items"] == 61
+        done = server.wait_job(job["job_id"], {"completed"})
+        for key in (
+            "job_id",
+            "status",
+            "processor",
+            "library",
+            "total_items",
+            "processed_items",
+            "succeeded",
+            "failed",
+            "skipped",
+            "progress",
+            "rate",
+            "eta_seconds",
+            "error",
+            "created_at",
+            "started_at",
+            "completed_at",
+        ):
+            assert key in done
+        assert (done["succeeded"], done["failed"], done["progress"]) == (60, 1, 1.0)
+        failed = client.get(f"/api/jobs/{job['job_id']}/items", params={"status": "failed"})
+        assert failed.json()["total"] == 1
+        item = failed.json()["items"][0]
+        assert (item["path"], item["success"]) == ("bad/fail1.bin", False)
+        assert "broken on purpose" in item["error"]
+        listed = client.get("/api/jobs", params={"status": "completed"}).json()
+        assert [j["job_id"] for j in listed["jobs"]] == [job["job_id"]]
+        items = client.get(
+            "/api/items", params={"library": "lib", "processor": ECHO, "q": "d1/", "limit": 5}
+        ).json()
+        assert items["total"] == 15
+        assert all(i["path"].startswith("d1/") and i["status"] == "ok" for i in items["items"])
+        libs = client.get("/api/libraries").json()["libraries"]
+        assert libs[0]["counts"] == {"other": 61}
+
+
+def test_selected_items_and_retry_failed(server: Server, library: Path) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post(
+            "/api/jobs",
+            json={"processor": ECHO, "library": "lib", "items": ["d0/f000.bin", "d1/f001.bin"]},
+        ).json()
+        done = server.wait_job(job["job_id"], {"completed"})
+        assert (done["total_items"], done["succeeded"]) == (2, 2)
+        client.post("/api/jobs", json={"processor": ECHO, "library": "lib"})
+        time.sleep(0.2)
+        retry = client.post(
+            "/api/jobs", json={"processor": ECHO, "library": "lib", "filter": "failed"}
+        )
+        assert retry.status_code == 201
+
+
+def test_state_changes_need_the_token(server: Server, library: Path) -> None:
+    wrong_token = "wrong"  # noqa: S105 - the point of the test
+    with server.client(token=None) as anonymous, server.client(token=wrong_token) as wrong:
+        for client in (anonymous, wrong):
+            response = client.post("/api/libraries", json={"path": str(library)})
+            assert response.status_code == 401
+            assert response.json()["detail"] == "missing or wrong API token"
+        assert anonymous.get("/api/jobs").status_code == 200, "reads are open on loopback"
+        assert anonymous.post("/api/jobs/x/cancel").status_code == 401
+        assert anonymous.delete("/api/libraries/lib").status_code == 401
+
+
+def test_reads_need_the_token_when_listening_beyond_loopback(tmp_path: Path) -> None:
+    server = Server(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "home", host="0.0.0.0").start()
+    try:
+        with server.client(token=None) as anonymous, server.client() as client:
+            assert anonymous.get("/api/jobs").status_code == 401
+            assert anonymous.get("/api/events").status_code == 401
+            assert client.get("/api/jobs").status_code == 200
+            assert anonymous.get("/api/health").status_code == 200, "health stays open"
+    finally:
+        server.stop()
+
+
+def test_a_generated_token_is_stored_with_0600(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mediamill.api.deps import load_or_create_token
+    from mediamill.settings import Settings
+
+    monkeypatch.setenv("MEDIAMILL_HOME", str(tmp_path))
+    monkeypatch.delenv("MEDIAMILL_API_TOKEN", raising=False)
+    token, created = load_or_create_token(Settings(api_token=""))
+    assert created
+    assert len(token) >= 32
+    assert (tmp_path / "api-token").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_token(Settings(api_token="")) == (token, False)
+
+
+def test_paths_that_escape_the_library_are_refused(
+    server: Server, library: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"secret")
+    os.symlink(outside, library / "link-out.bin")
+    with server.client() as client:
+        _add_library(client, library)
+        for bad in (
+            "../outside.bin",
+            "/etc/passwd",
+            "d0/../../outside.bin",
+            "link-out.bin",
+            "~/x",
+            "",
+        ):
+            response = client.post(
+                "/api/jobs", json={"processor": ECHO, "library": "lib", "items": [bad]}
+            )
+            assert response.status_code == 422, (bad, response.text)
+            assert "detail" in response.json()
+        unknown = client.post(
+            "/api/jobs", json={"processor": ECHO, "library": "lib", "items": ["no/such.bin"]}
+        )
+        assert unknown.status_code == 422
+        assert "not items of lib" in unknown.json()["detail"]
+
+
+def test_invalid_requests_get_4xx_json(server: Server, library: Path) -> None:
+    with server.client() as client:
+        cases = [
+            client.post("/api/jobs", json={"processor": "nosuch", "library": "lib"}),
+            client.post("/api/jobs", json={"processor": ECHO, "library": "nolib"}),
+            client.post("/api/jobs", json={"processor": ECHO}),
+            client.post(
+                "/api/jobs", content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            client.post(
+                "/api/jobs", json={"processor": ECHO, "library": "lib", "options": {"workers": 0}}
+            ),
+            client.post("/api/libraries", json={"path": "relative/path"}),
+            client.post("/api/libraries", json={"path": "/no/such/folder"}),
+            client.get("/api/jobs/does-not-exist"),
+            client.post("/api/jobs/does-not-exist/pause"),
+            client.get("/api/jobs", params={"limit": -1}),
+            client.get("/api/items", params={"library": "nolib"}),
+        ]
+        for response in cases:
+            assert 400 <= response.status_code < 500, response.text
+            assert "detail" in response.json()
+
+
+def test_cancel_ends_a_running_job_within_5_seconds(server: Server, library: Path) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post(
+            "/api/jobs",
+            json={
+                "processor": ECHO,
+                "library": "lib",
+                "options": {"workers": 1, "batch_size": 50, "delay": 0.5},
+            },
+        ).json()
+        server.wait_job(job["job_id"], {"running"})
+        time.sleep(0.5)
+        asked = time.monotonic()
+        assert client.post(f"/api/jobs/{job['job_id']}/cancel").status_code == 200
+        done = server.wait_job(job["job_id"], {"cancelled"}, timeout=10)
+        assert time.monotonic() - asked < 5
+        assert done["processed_items"] < 61
+
+
+def test_pause_then_resume_finishes_the_job(server: Server, library: Path) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post(
+            "/api/jobs",
+            json={
+                "processor": ECHO,
+                "library": "lib",
+                "options": {"workers": 2, "batch_size": 2, "delay": 0.05},
+            },
+        ).json()
+        server.wait_job(job["job_id"], {"running"})
+        time.sleep(0.3)
+        client.post(f"/api/jobs/{job['job_id']}/pause")
+        paused = server.wait_job(job["job_id"], {"paused"}, timeout=10)
+        assert 0 < paused["processed_items"] < 61
+        assert client.post(f"/api/jobs/{job['job_id']}/resume").status_code == 200
+        done = server.wait_job(job["job_id"], {"completed"})
+        assert done["processed_items"] == 61
+        assert client.delete(f"/api/jobs/{job['job_id']}").status_code == 204
+        assert client.get(f"/api/jobs/{job['job_id']}").status_code == 404
+
+
+def test_live_events_stream_progress_and_state(server: Server, library: Path) -> None:
+    events: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/api/events", timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            name = None
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and name == "job":
+                    events.append(json.loads(line.split(":", 1)[1]))
+                    if events[-1]["status"] == "completed" or stop.is_set():
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post(
+            "/api/jobs",
+            json={
+                "processor": ECHO,
+                "library": "lib",
+                "options": {"workers": 2, "batch_size": 2, "delay": 0.1},
+            },
+        ).json()
+    listener.join(60)
+    stop.set()
+    mine = [e for e in events if e["job_id"] == job["job_id"]]
+    assert mine[-1]["status"] == "completed"
+    assert {"running", "completed"} <= {e["status"] for e in mine}
+    progress = [e["processed_items"] for e in mine if e["status"] == "running"]
+    assert progress == sorted(progress)
+    assert len(set(progress)) >= 2, "progress arrives while the job runs"
+
+
+def test_metrics_in_prometheus_format(server: Server, library: Path) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post("/api/jobs", json={"processor": ECHO, "library": "lib"}).json()
+        server.wait_job(job["job_id"], {"completed"})
+        text = client.get("/metrics").text
+    assert f'mediamill_items_processed_total{{processor="{ECHO}",status="ok"}} 60.0' in text
+    assert f'mediamill_items_processed_total{{processor="{ECHO}",status="failed"}} 1.0' in text
+    assert "mediamill_item_seconds_bucket" in text
+    assert "mediamill_job_seconds_count" in text
+    assert "mediamill_queue_depth 0.0" in text
+
+
+def test_server_killed_mid_job_resumes_on_restart_and_every_item_is_done_once(
+    tmp_path: Path, library: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'catalog.db'}"
+    log = tmp_path / "processed.log"
+    server = Server(db, tmp_path / "home").start()
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post(
+            "/api/jobs",
+            json={
+                "processor": ECHO,
+                "library": "lib",
+                "options": {"workers": 2, "batch_size": 2, "delay": 0.05, "process_log": str(log)},
+            },
+        ).json()
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/jobs/{job['job_id']}").json()["processed_items"] < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    server.kill()
+    restarted = Server(db, tmp_path / "home", port=server.port).start()
+    try:
+        done = restarted.wait_job(job["job_id"], {"completed"})
+    finally:
+        restarted.stop()
+    assert (done["processed_items"], done["succeeded"], done["failed"]) == (61, 60, 1)
+    catalog = Catalog.open(db)
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Result)).scalar() == 61
+        dupes = conn.execute(
+            select(Result.item_id).group_by(Result.item_id).having(func.count() > 1)
+        ).all()
+    catalog.close()
+    assert dupes == []
+    processed = log.read_text().splitlines()
+    assert len(set(processed)) == 61, "no item lost"
+    assert len(processed) - 61 <= 8, "only the items in flight at the kill were redone"
+
+
+@pytest.mark.postgres
+def test_two_api_processes_on_one_postgresql_catalog_see_the_same_job(
+    tmp_path: Path, library: Path
+) -> None:
+    require_server("PostgreSQL", _pg_reachable())
+    reset_postgres()
+    first = Server(PG_URL, tmp_path / "a").start()
+    second = Server(PG_URL, tmp_path / "b").start()
+    try:
+        with first.client() as one, second.client() as two:
+            _add_library(one, library)
+            assert [lib["name"] for lib in two.get("/api/libraries").json()["libraries"]] == ["lib"]
+            job = two.post(
+                "/api/jobs", json={"processor": ECHO, "library": "lib", "options": {"delay": 0.01}}
+            ).json()
+            seen = first.wait_job(job["job_id"], {"completed"})
+            assert seen["succeeded"] == 60
+            assert (
+                one.get(f"/api/jobs/{job['job_id']}").json()
+                == two.get(f"/api/jobs/{job['job_id']}").json()
+            )
+    finally:
+        first.stop()
+        second.stop()
+    catalog = Catalog.open(PG_URL)
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Result)).scalar() == 61
+    catalog.close()

@@ -1,0 +1,272 @@
+"""`mediamill run strm` as a user runs it: a real process against the stand-in VOD provider on
+loopback, real files in a Kodi/Jellyfin layout, a real SQLite catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+MOVIES, SERIES, EPISODES_PER_SERIES = 30, 3, 4
+ENTRIES = MOVIES + SERIES * EPISODES_PER_SERIES
+#: movie indexes that are neither one of a duplicate pair (every 10th, +1) nor a nasty name
+RENAMED, REMOVED = 13, 17
+#: no provider rate limit: the stand-in is on loopback and the tests should be quick
+NO_RATE_LIMIT = ("--set", "rate=0")
+URL_LINE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+
+
+def make_provider_catalog() -> VodCatalog:
+    """Messy provider names, a special season, duplicate titles and path-traversal titles."""
+    return make_catalog(
+        MOVIES, SERIES, EPISODES_PER_SERIES, seed=7, duplicates=10, nasty_names=True
+    )
+
+
+@pytest.fixture
+def provider() -> Iterator[VodServer]:
+    with VodServer(make_provider_catalog()) as server:
+        yield server
+
+
+def mediamill(
+    tmp: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m mediamill ARGS`` with its own catalog at ``tmp/c.db``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_")}
+    pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
+    child_env = {
+        **base,
+        "MEDIAMILL_DB": f"sqlite:///{tmp}/c.db",
+        "MEDIAMILL_HOME": str(tmp / "home"),
+        "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
+        "PYTHONPATH": os.pathsep.join(pythonpath),
+        "COLUMNS": "400",  # Rich wraps long lines at 80 columns when stdout is not a terminal
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "mediamill", *args],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def export(tmp: Path, spec: str, out: Path, *args: str) -> str:
+    """Run the strm export; returns what it printed."""
+    proc = mediamill(tmp, "run", "strm", spec, "--output", str(out), "-q", *NO_RATE_LIMIT, *args)
+    return proc.stdout + proc.stderr
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """``relative path -> (inode, mtime_ns)`` of every file under ``root``."""
+    found: dict[str, tuple[int, int]] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[Path(dirpath, name).relative_to(root).as_posix()] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+def movie_files(out: Path, folder: str) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in (out / "Movies" / folder).iterdir()}
+
+
+def movie_folder(out: Path, title: str) -> str:
+    """The one Movies/ folder whose name starts with ``title`` (the year may follow)."""
+    matches = [d.name for d in (out / "Movies").iterdir() if d.name.startswith(title)]
+    assert len(matches) == 1, (title, matches)
+    return matches[0]
+
+
+def assert_kodi_library(out: Path, entries: int, shows: int) -> None:
+    """Movies/<Name>/<Name>.strm+.nfo; TV Shows/<Show>/tvshow.nfo and Season NN/<episode>;
+    every .nfo is XML; every .strm holds exactly one URL; no hidden or temp files left."""
+    files = snapshot(out)
+    strms = [p for p in files if p.endswith(".strm")]
+    assert len(strms) == entries, sorted(strms)
+    assert set(os.listdir(out)) == {"Movies", "TV Shows"}
+    for path in files:
+        parts = path.split("/")
+        assert all(len(part.encode()) <= 255 and not part.startswith(".") for part in parts), path
+        assert path.endswith((".strm", ".nfo")), f"unexpected file {path}"
+        if path.endswith(".strm"):
+            assert path.removesuffix(".strm") + ".nfo" in files, f"{path} has no .nfo"
+        if parts[0] == "Movies":
+            assert len(parts) == 3, path
+            assert Path(parts[2]).stem == parts[1], f"movie file not named as its folder: {path}"
+        else:
+            assert parts[0] == "TV Shows", path
+            if parts[-1] == "tvshow.nfo":
+                assert len(parts) == 3, path
+            else:
+                assert len(parts) == 4, path
+                assert re.fullmatch(r"Season \d{2}", parts[2]), path
+                assert f"{parts[0]}/{parts[1]}/tvshow.nfo" in files
+    show_dirs = list((out / "TV Shows").iterdir())
+    assert len(show_dirs) == shows
+    assert all((d / "Season 00").is_dir() for d in show_dirs), "the specials are Season 00"
+    for path in files:
+        full = out / path
+        if path.endswith(".nfo"):
+            root = ET.parse(full).getroot()  # noqa: S314 - our own export, not untrusted input
+            assert root.tag in ("movie", "tvshow", "episodedetails"), path
+            assert (root.findtext("title") or "").strip(), f"{path} has no title"
+        else:
+            lines = full.read_text(encoding="utf-8").splitlines()
+            assert len(lines) == 1, (path, lines)
+            assert URL_LINE.match(lines[0]), (path, lines)
+
+
+def assert_nothing_outside(tmp: Path, out: Path, allowed: set[str]) -> None:
+    """Every file the run made is under ``out``, or is one of ``allowed`` (catalog, report)."""
+    for dirpath, _dirs, files in os.walk(tmp):
+        for name in files:
+            path = Path(dirpath, name)
+            if path.is_relative_to(out) or path.relative_to(tmp).parts[0] == "home":
+                continue
+            assert path.name in allowed or path.name.startswith("c.db"), f"written outside: {path}"
+
+
+def test_xtream_export_is_a_kodi_library_and_a_rerun_touches_nothing(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """Given a messy provider catalog, the first export writes a Kodi/Jellyfin library (and a
+    report of every file it created) and nothing elsewhere; the same command again writes
+    nothing and says every entry is already up to date."""
+    out = tmp_path / "library"
+    report = tmp_path / "first.json"
+    printed = export(tmp_path, provider.xtream_spec, out, "--report", str(report))
+    assert f"{ENTRIES} new" in printed
+    assert f"{ENTRIES} ok" in printed
+
+    assert_kodi_library(out, ENTRIES, shows=SERIES)
+    assert_nothing_outside(tmp_path, out, allowed={report.name})
+    duplicated = [d.name for d in (out / "Movies").iterdir() if "[id " in d.name]
+    assert len(duplicated) >= 2, "titles that clean to the same name get the provider id"
+    assert (out / "Movies" / "CON_").is_dir(), "a Windows device name is made safe"
+    traversal = [d.name for d in (out / "Movies").iterdir() if "etc" in d.name]
+    assert traversal, "a path-traversal title is exported inside Movies/"
+    rows = json.loads(report.read_text(encoding="utf-8"))
+    assert {r["path"] for r in rows} == set(snapshot(out)), "the report names every file"
+    assert {r["action"] for r in rows} == {"created"}
+
+    before = snapshot(out)
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert snapshot(out) == before, "an unchanged re-run rewrites nothing (inode, mtime_ns)"
+    assert f"{ENTRIES} unchanged" in printed
+    assert f"({ENTRIES} already up to date)" in printed
+
+
+def test_renamed_and_removed_titles_are_previewed_then_cleaned_up(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """After the provider renames one title and removes another, the default cleanup lists
+    the stale files and deletes nothing; `--cleanup apply` removes exactly those files and
+    their folders, and leaves every other file untouched."""
+    out = tmp_path / "library"
+    catalog = provider.catalog
+    export(tmp_path, provider.xtream_spec, out)
+    old_name = movie_folder(out, catalog.movie_title(RENAMED)[0])
+    removed_name = movie_folder(out, catalog.movie_title(REMOVED)[0])
+    stale = movie_files(out, old_name) | movie_files(out, removed_name)
+    assert len(stale) == 4
+
+    catalog.renamed[RENAMED] = "A Brand New Name"
+    catalog.removed.add(REMOVED)
+    before = snapshot(out)
+    preview_report = tmp_path / "preview.json"
+    printed = export(tmp_path, provider.xtream_spec, out, "--report", str(preview_report))
+    assert "1 changed" in printed
+    assert "1 missing" in printed
+    assert removed_name in printed, "the preview names the removed title's files"
+    rows = json.loads(preview_report.read_text(encoding="utf-8"))
+    assert {r["path"] for r in rows if r["action"] == "would_remove"} == stale
+    after_preview = snapshot(out)
+    assert set(before) <= set(after_preview), "the preview deletes nothing"
+    new_name = movie_folder(out, "A Brand New Name")
+    assert set(after_preview) - set(before) == movie_files(out, new_name)
+    unchanged = {p: v for p, v in before.items() if p not in stale}
+    assert all(after_preview[p] == v for p, v in unchanged.items())
+
+    apply_report = tmp_path / "apply.json"
+    export(tmp_path, provider.xtream_spec, out, "--cleanup", "apply", "--report", str(apply_report))
+    after_apply = snapshot(out)
+    assert set(after_preview) - set(after_apply) == stale, "exactly the stale files are removed"
+    assert all(after_apply[p] == v for p, v in after_preview.items() if p not in stale)
+    assert not (out / "Movies" / old_name).exists()
+    assert not (out / "Movies" / removed_name).exists()
+    rows = json.loads(apply_report.read_text(encoding="utf-8"))
+    assert {r["path"] for r in rows if r["action"] == "removed"} == stale
+    assert_kodi_library(out, ENTRIES - 1, shows=SERIES)
+
+
+def test_dry_run_on_a_fresh_output_folder_creates_nothing(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """`--dry-run` says how many entries it would export and creates no file or folder."""
+    out = tmp_path / "library"
+    printed = export(tmp_path, provider.xtream_spec, out, "--dry-run")
+    assert f"Would process {ENTRIES} item(s)" in printed
+    assert not out.exists()
+    assert_nothing_outside(tmp_path, out, allowed=set())
+
+
+def test_bad_credentials_fail_clearly_without_showing_the_password(tmp_path: Path) -> None:
+    """A rejected login exits non-zero with a message saying so, and the password typed on the
+    command line appears nowhere in the output."""
+    with VodServer(make_catalog(3, 1, 2), password="right-pass-4711") as server:  # noqa: S106
+        spec = server.xtream_spec.replace("right-pass-4711", "wrong-pass-0815")
+        proc = mediamill(
+            tmp_path, "run", "strm", spec, "--output", str(tmp_path / "out"), check=False
+        )
+    printed = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert re.search(r"rejected|refused", printed), printed
+    assert "wrong-pass-0815" not in printed
+    assert "right-pass-4711" not in printed
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("kind", ["dispatcharr", "m3u"])
+def test_first_export_from_dispatcharr_and_m3u(
+    kind: str, provider: VodServer, tmp_path: Path
+) -> None:
+    """Dispatcharr (token from MEDIAMILL_DISPATCHARR_TOKEN) and an M3U playlist export the
+    same catalog into the same layout (the playlist's live channel is left out)."""
+    out = tmp_path / "library"
+    spec = provider.dispatcharr_spec if kind == "dispatcharr" else provider.m3u_spec
+    proc = mediamill(
+        tmp_path,
+        "run", "strm", spec, "--output", str(out), "-q", *NO_RATE_LIMIT,
+        env={"MEDIAMILL_DISPATCHARR_TOKEN": provider.token},
+    )  # fmt: skip
+    assert provider.token not in proc.stdout + proc.stderr
+    assert provider.password not in proc.stdout + proc.stderr
+    assert_kodi_library(out, ENTRIES, shows=SERIES)
+    assert_nothing_outside(tmp_path, out, allowed=set())
+
+
+def test_exporting_to_a_second_output_folder_writes_every_file_there(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """The same source exported to another folder (same catalog) is a full export there: what
+    is up to date in one folder is not up to date in another."""
+    export(tmp_path, provider.xtream_spec, tmp_path / "first")
+    export(tmp_path, provider.xtream_spec, tmp_path / "second")
+    assert snapshot(tmp_path / "second").keys() == snapshot(tmp_path / "first").keys()

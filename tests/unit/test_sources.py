@@ -1,0 +1,223 @@
+"""VOD sources against the stand-in provider on loopback: Xtream, Dispatcharr, M3U."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediamill.sources import SourceEntry, SourceError, is_source_spec, open_source
+from mediamill.sources._http import RateLimiter
+from mediamill.testing.vodserver import VodServer, make_catalog
+
+FAST = {"backoff": 0.001, "rate": 0}
+
+
+@pytest.fixture
+def server() -> Iterator[VodServer]:
+    catalog = make_catalog(movies=12, series=3, episodes_per_series=4, seed=1, duplicates=5)
+    with VodServer(catalog) as srv:
+        yield srv
+
+
+def entries(spec: str, **options: Any) -> list[SourceEntry]:
+    return list(open_source(spec, options={**FAST, **options}).iter_entries())
+
+
+def by_key(items: list[SourceEntry]) -> dict[str, SourceEntry]:
+    return {entry.key: entry for entry in items}
+
+
+def test_xtream_lists_movies_and_episodes_with_messy_fields_normalized(server: VodServer) -> None:
+    found = by_key(entries(server.xtream_spec))
+    movies = [e for e in found.values() if e.kind == "movie"]
+    episodes = [e for e in found.values() if e.kind == "episode"]
+    assert len(movies) == 12
+    assert len(episodes) == 12
+    first = found["movie/1"].meta  # stream_id came as the string "1", name "EN - ... (year)"
+    assert first["id"] == "1"
+    assert first["url"] == f"{server.url}/movie/alice/s3cret-pass/1.mkv"
+    assert first["name"].startswith("EN - ")
+    assert not first["title"].endswith(")")
+    assert isinstance(first["year"], int)
+    assert isinstance(first["rating"], float)
+    assert first["category"] == "Movies 1"
+    assert found["movie/1"].meta["tmdb_id"] == "10000"
+    special = [e.meta for e in episodes if e.meta["season"] == 0]
+    assert len(special) == 3
+    episode = found["episode/1"].meta
+    assert episode["url"] == f"{server.url}/series/alice/s3cret-pass/1.mkv"
+    assert (episode["season"], episode["episode"], episode["title"]) == (1, 1, "Part 1")
+    assert "title" not in found["episode/2"].meta  # its title was only the show name
+    assert episode["show_plot"]
+    assert episode["aired"] == "2020-01-01"
+
+
+def test_duplicate_titles_are_flagged_on_every_member(server: VodServer) -> None:
+    found = by_key(entries(server.xtream_spec))
+    flagged = sorted(k for k, e in found.items() if e.meta.get("ambiguous"))
+    assert flagged == ["movie/1", "movie/11", "movie/12", "movie/2", "movie/6", "movie/7"]
+
+
+@pytest.mark.parametrize("shape", ["dict", "list", "flat", "mixed"])
+def test_every_season_shape_gives_the_same_episodes(shape: str) -> None:
+    catalog = make_catalog(movies=0, series=3, episodes_per_series=12, seed=2, seasons_shape=shape)
+    with VodServer(catalog) as srv:
+        found = by_key(entries(srv.xtream_spec))
+    assert len(found) == 36
+    numbers = sorted(
+        (e.meta["show_id"], e.meta["season"], e.meta["episode"]) for e in found.values()
+    )
+    assert ("1", 0, 1) in numbers
+    assert ("1", 2, 1) in numbers
+
+
+def test_vod_info_option_adds_richer_metadata(server: VodServer) -> None:
+    found = by_key(entries(server.xtream_spec, vod_info=True, series=False))
+    assert found["movie/2"].meta["originaltitle"].startswith("Original ")
+    assert found["movie/2"].meta["tmdb_id"] == "10001"
+
+
+def test_transient_server_errors_are_retried(server: VodServer) -> None:
+    server.fail_first = 3
+    assert len(entries(server.xtream_spec)) == 24
+    assert server.requests > 3
+
+
+def test_persistent_errors_give_up_with_a_clear_error(server: VodServer) -> None:
+    server.fail_first = 1000
+    with pytest.raises(SourceError, match=r"failed after 3 attempts \(HTTP 500\)") as info:
+        entries(server.xtream_spec, retries=2)
+    assert "s3cret-pass" not in str(info.value)
+
+
+def test_bad_credentials_give_a_clear_error_without_the_password(
+    server: VodServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    spec = f"xtream+http://alice:wrong-Pa55@127.0.0.1:{server.port}"
+    source = open_source(spec, options=FAST)
+    assert source.name == f"xtream+http://127.0.0.1:{server.port}"
+    with pytest.raises(SourceError, match="rejected the username or password") as info:
+        list(source.iter_entries())
+    assert "wrong-Pa55" not in str(info.value)
+    assert "wrong-Pa55" not in repr(source)
+    assert "wrong-Pa55" not in caplog.text
+
+
+def test_malformed_json_gives_a_clear_error(server: VodServer) -> None:
+    server.malformed = {"get_vod_streams"}
+    with pytest.raises(SourceError, match="get_vod_streams did not answer JSON") as info:
+        entries(server.xtream_spec)
+    assert "s3cret-pass" not in str(info.value)
+
+
+def test_a_wrong_shape_is_a_source_error(server: VodServer) -> None:
+    server.malformed = set()
+    server.xtream = lambda query: {"weird": True} if query.get("action") else {}  # type: ignore[method-assign]
+    with pytest.raises(SourceError, match="get_vod_categories answered"):
+        entries(server.xtream_spec)
+
+
+@pytest.mark.parametrize("auth", ["bearer", "api-key"])
+def test_dispatcharr_pages_and_proxy_urls(server: VodServer, auth: str) -> None:
+    server.page_size_max = 5  # several pages of movies
+    found = by_key(entries(server.dispatcharr_spec, token=server.token, auth=auth))
+    assert len(found) == 24
+    movie = found["movie/1"].meta
+    assert movie["url"] == f"{server.url}/proxy/vod/movie/00000000-0000-4000-8000-000000000001"
+    episode = found["episode/4"].meta
+    assert episode["url"].startswith(f"{server.url}/proxy/vod/episode/")
+    assert (episode["season"], episode["episode"]) == (0, 1)
+    server.dispatcharr_lists = True
+    assert set(by_key(entries(server.dispatcharr_spec, token=server.token))) == set(found)
+
+
+def test_dispatcharr_direct_urls_point_at_the_provider(server: VodServer) -> None:
+    found = by_key(entries(server.dispatcharr_spec, token=server.token, url_mode="direct"))
+    assert found["movie/3"].meta["url"] == f"{server.url}/movie/alice/s3cret-pass/3.mkv"
+    assert found["episode/5"].meta["url"] == f"{server.url}/series/alice/s3cret-pass/5.mkv"
+
+
+def test_dispatcharr_bad_token_is_refused_clearly(
+    server: VodServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIAMILL_DISPATCHARR_TOKEN", "nope-token-42")
+    with pytest.raises(SourceError, match="refused with HTTP 401") as info:
+        entries(server.dispatcharr_spec)
+    assert "nope-token-42" not in str(info.value)
+
+
+def test_m3u_over_http_and_from_a_file(server: VodServer, tmp_path: Path) -> None:
+    remote = by_key(entries(server.m3u_spec))
+    source = open_source(server.m3u_spec)
+    assert "s3cret" not in source.name
+    assert "alice" not in source.name
+    playlist = tmp_path / "list.m3u"
+    playlist.write_text(server.m3u_text(), encoding="utf-8")
+    local = by_key(entries(f"m3u+file://{playlist}"))
+    assert set(remote) == set(local)
+    kinds = [e.kind for e in local.values()]
+    assert kinds.count("movie") == 12
+    assert kinds.count("episode") == 12
+    episode = local["episode/4"].meta
+    assert (episode["season"], episode["episode"], episode["title"]) == (0, 1, "Part 1")
+    assert episode["show"] == "Show Umbra 0"
+
+
+def test_m3u_detects_episodes_by_name_and_skips_live(tmp_path: Path) -> None:
+    playlist = tmp_path / "vod.m3u8"
+    playlist.write_text(
+        "#EXTM3U\n"
+        '#EXTINF:-1 tvg-name="x" group-title="Films, new",EN - Heat (1995)\n'
+        "http://cdn.invalid/v/heat.mp4\n"
+        '#EXTINF:-1 group-title="TV",Lost S01E02 Walkabout\n'
+        "http://cdn.invalid/v/lost-1-2.mkv\n"
+        '#EXTINF:-1 group-title="News",News 24\n'
+        "http://cdn.invalid/live/news.m3u8\n",
+        encoding="utf-8",
+    )
+    found = entries(f"m3u+file://{playlist}")
+    assert [(e.kind, e.meta.get("title")) for e in found] == [
+        ("movie", "EN - Heat"),
+        ("episode", "Walkabout"),
+    ]
+    assert found[0].meta["year"] == 1995
+    assert found[0].meta["category"] == "Films, new"
+
+
+def test_open_source_reads_credentials_from_options_and_env(
+    server: VodServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = f"xtream+http://127.0.0.1:{server.port}"
+    with pytest.raises(ValueError, match="needs credentials"):
+        open_source(bare)
+    found = entries(bare, username="alice", password=server.password, series=False)
+    assert len(found) == 12
+    monkeypatch.setenv("MEDIAMILL_XTREAM_USER", "alice")
+    monkeypatch.setenv("MEDIAMILL_XTREAM_PASS", "s3cret-pass")
+    assert len(entries(bare, series=False)) == 12
+    with pytest.raises(ValueError, match="unknown xtream source options"):
+        open_source(server.xtream_spec, options={"colour": "red"})
+
+
+def test_source_specs_are_recognised() -> None:
+    assert is_source_spec("xtream+https://u:p@h:1")
+    assert is_source_spec("dispatcharr+http://h:9191")
+    assert is_source_spec("m3u+file:///srv/list.m3u")
+    assert not is_source_spec("/srv/media")
+    assert not is_source_spec("http://h")
+    with pytest.raises(ValueError, match="absolute"):
+        open_source("m3u+file://relative/list.m3u")
+
+
+def test_rate_limit_spaces_requests() -> None:
+    limiter = RateLimiter(50)
+    start = time.monotonic()
+    for _ in range(6):
+        limiter.wait()
+    assert time.monotonic() - start >= 0.09
