@@ -340,15 +340,19 @@ def write_m3u8(tracks: Iterable[Track], out: str | Path, library_root: str | Pat
     separators. Returns the playlist's path.
     """
     out = Path(out)
-    root = Path(library_root)
-    base = out.resolve().parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(m3u8_text(tracks, out.resolve().parent, library_root), encoding="utf-8")
+    return out
+
+
+def m3u8_text(tracks: Iterable[Track], base: str | Path, library_root: str | Path) -> str:
+    """The M3U8 text of a playlist that will live in the folder ``base``."""
+    root, base = Path(library_root), Path(base)
     lines = ["#EXTM3U"]
     for t in tracks:
         lines.append(f"#EXTINF:{round(t.duration)},{_display(t)}")
         lines.append(_entry_path(root / t.path, base))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return "\n".join(lines) + "\n"
 
 
 def _display(track: Track) -> str:

@@ -361,3 +361,46 @@ def test_two_api_processes_on_one_postgresql_catalog_see_the_same_job(
     with catalog.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Result)).scalar() == 61
     catalog.close()
+
+
+def test_playlists_from_the_audio_analysis(server: Server, tmp_path: Path) -> None:
+    from mediamill.testing.music import make_track
+
+    root = tmp_path / "music"
+    root.mkdir()
+    for n, (bpm, key, scale) in enumerate(
+        [(90, "C", "major"), (124, "A", "minor"), (128, "G", "major"), (140, "E", "minor")]
+    ):
+        make_track(
+            root / f"t{n}.flac",
+            bpm=bpm,
+            key=key,
+            scale=scale,
+            seconds=10,
+            fmt="flac",
+            artist=f"Artist {n}",
+            title=f"Song {n}",
+        )
+    with server.client() as client:
+        _add_library(client, root, name="music")
+        job = client.post(
+            "/api/jobs", json={"processor": "audio", "library": "music", "options": {"workers": 2}}
+        ).json()
+        assert server.wait_job(job["job_id"], {"completed"}, timeout=120)["succeeded"] == 4
+        in_range = client.get(
+            "/api/playlists", params={"library": "music", "bpm_min": 118, "bpm_max": 132}
+        ).json()
+        assert sorted(t["path"] for t in in_range["tracks"]) == ["t1.flac", "t2.flac"]
+        m3u = client.get(
+            "/api/playlists",
+            params={"library": "music", "format": "m3u8", "similar_to": "t1.flac", "size": 2},
+        )
+        assert m3u.headers["content-type"].startswith("audio/x-mpegurl")
+        lines = m3u.text.splitlines()
+        assert lines[0] == "#EXTM3U"
+        assert lines[1].startswith("#EXTINF:10,Artist ")
+        assert "t1.flac" not in lines, "the seed track is not similar to itself"
+        bad = client.get(
+            "/api/playlists", params={"library": "music", "bpm_min": 140, "bpm_max": 100}
+        )
+        assert bad.status_code == 422

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from mediamill.api.deps import CatalogDep, ReadAuth, is_loopback, load_or_create_token
 from mediamill.api.events import EventBroker, stream
 from mediamill.api.metrics import Metrics
-from mediamill.api.routes import items, jobs, libraries
+from mediamill.api.routes import items, jobs, libraries, playlists
 from mediamill.api.schemas import Health
 from mediamill.catalog.db import Catalog
 from mediamill.jobs import manager
@@ -76,6 +76,7 @@ def create_app(
     app.include_router(libraries.router)
     app.include_router(jobs.router)
     app.include_router(items.router)
+    app.include_router(playlists.router)
 
     @app.get("/api/health", response_model=Health, tags=["meta"])
     def health() -> dict[str, Any]:
