@@ -4,22 +4,24 @@ near a target (backs off when the disk or NAS slows down, speeds up when it is i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class RateLimit:
     """A token bucket: at most ``rate`` items per second on average, bursts of one second."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.rate = rate if rate and rate > 0 else None
         self._tokens = self.rate or 0.0
-        self._last = time.monotonic()
+        self._last = clock()
 
     def delay(self, n: int) -> float:
         """Seconds to wait before ``n`` more items may start (0 when they may start now);
         when 0 is returned, the items are counted as started."""
         if self.rate is None:
             return 0.0
-        now = time.monotonic()
+        now = self.clock()
         self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if self._tokens >= n or (n > self.rate and self._tokens >= self.rate):
@@ -35,20 +37,26 @@ class AdaptiveWindow:
     most twice a second so one slow item does not whipsaw it.
     """
 
-    def __init__(self, maximum: int, target_latency: float | None) -> None:
+    def __init__(
+        self,
+        maximum: int,
+        target_latency: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
         self.maximum = max(1, maximum)
         self.target = target_latency if target_latency and target_latency > 0 else None
         self.size = self.maximum if self.target is None else max(1, self.maximum // 2)
         self._sum = 0.0
         self._n = 0
-        self._checked = time.monotonic()
+        self._checked = clock()
 
     def observe(self, duration: float) -> None:
         if self.target is None:
             return
         self._sum += duration
         self._n += 1
-        now = time.monotonic()
+        now = self.clock()
         if now - self._checked < 0.5 or self._n < 4:
             return
         mean = self._sum / self._n
