@@ -123,7 +123,12 @@ def prepare_job(
             )
             return job_id, True
     job_id = manager.create_job(
-        catalog, processor, library.id, selection=selection, options=options
+        catalog,
+        processor,
+        library.id,
+        selection=selection,
+        options=options,
+        status=JobStatus.RUNNING,
     )
     return job_id, False
 

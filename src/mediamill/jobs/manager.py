@@ -69,7 +69,11 @@ def create_job(
     priority: int = 0,
     status: JobStatus = JobStatus.QUEUED,
 ) -> str:
+    """A new job. Created ``running`` (owned by this process) when the caller runs it now, so
+    no coordinator sharing the catalog can claim it first; ``queued`` otherwise."""
     job_id = str(uuid.uuid4())
+    now = utcnow()
+    owned = {"owner": this_owner(), "heartbeat_at": now} if status is JobStatus.RUNNING else {}
     with catalog.engine.begin() as conn:
         conn.execute(
             insert(Job).values(
@@ -80,7 +84,8 @@ def create_job(
                 options=dict(options or {}),
                 priority=priority,
                 status=str(status),
-                created_at=utcnow(),
+                created_at=now,
+                **owned,
             )
         )
     return job_id
