@@ -44,9 +44,7 @@ def resolve_library(
 ) -> LibraryRef:
     """The library for a folder path, a source spec, or an existing library's name."""
     if is_source(target):
-        from mediamill.sources import open_source
-
-        source = open_source(target, options=source_options)
+        source = _open_source(target, source_options)
         return catalog.add_library(source.name, name=name, kind="source")
     if os.path.isdir(target):
         return library_for_folder(catalog, target, name=name)
@@ -61,15 +59,24 @@ def refresh_library(
     library: LibraryRef,
     *,
     source_options: Mapping[str, Any] | None = None,
+    spec: str | None = None,
     on_progress: Callable[[ScanReport], None] | None = None,
 ) -> dict[str, Any]:
-    """Scan a folder library, or read a source library's entries, into the catalog."""
-    if library.kind == "source":
-        from mediamill.sources import open_source
+    """Scan a folder library, or read a source library's entries, into the catalog.
 
-        source = open_source(library.root, options=source_options)
+    ``spec`` is the source as the user gave it (it may carry credentials, which the library's
+    stored root never does); without it, credentials come from options or the environment.
+    """
+    if library.kind == "source":
+        source = _open_source(spec or library.root, source_options)
         return catalog.sync_entries(library.id, source.iter_entries())
     return scan_folder(catalog, library, on_progress=on_progress).as_dict()
+
+
+def _open_source(spec: str, options: Mapping[str, Any] | None) -> Any:
+    from mediamill.sources import open_source, source_options
+
+    return open_source(spec, options=source_options(spec, options or {}))
 
 
 def find_resumable(
@@ -109,7 +116,7 @@ def prepare_job(
     resume: bool = True,
 ) -> tuple[str, bool]:
     """Create a job for this run, or take over the interrupted one. Returns (id, resumed)."""
-    registry.get(processor)  # unknown processors fail before anything is written
+    validate_options(processor, options)
     settings = settings or load()
     selection = dict(selection or {})
     if resume:
@@ -131,6 +138,23 @@ def prepare_job(
         status=JobStatus.RUNNING,
     )
     return job_id, False
+
+
+#: option names that hold secrets: used to read a source, never stored with a job
+SECRET_OPTIONS = frozenset({"username", "password", "token"})
+
+
+def job_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a job record keeps: everything but credentials (the API shows jobs)."""
+    return {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+
+
+def validate_options(processor: str, options: Mapping[str, Any]) -> None:
+    """Build the processor once with the job's options, so an unknown processor or a bad
+    option fails now, with its message, before anything is written."""
+    from mediamill.jobs.manager import ENGINE_OPTIONS
+
+    registry.create(processor, {k: v for k, v in options.items() if k not in ENGINE_OPTIONS})
 
 
 def run_job(
@@ -173,9 +197,9 @@ def run(
     catalog = Catalog.open(settings.db_url())
     try:
         library = resolve_library(catalog, target, source_options=options)
-        refresh_library(catalog, library, source_options=options)
+        refresh_library(catalog, library, source_options=options, spec=target)
         job_id, _ = prepare_job(
-            catalog, processor, library, options=dict(options or {}), settings=settings
+            catalog, processor, library, options=job_options(options or {}), settings=settings
         )
         return run_job(catalog, job_id, settings=settings, hooks=hooks)
     finally:

@@ -116,3 +116,19 @@ class Health(BaseModel):
     status: str
     version: str
     catalog: str
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx: a readable ``detail``; validation errors also list each bad field."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not valid JSON"},
+    401: {"model": ErrorOut, "description": "Missing or wrong API token"},
+    404: {"model": ErrorOut, "description": "No such library or job"},
+    409: {"model": ErrorOut, "description": "Not possible in the job's current state"},
+    422: {"model": ErrorOut, "description": "Invalid request"},
+}

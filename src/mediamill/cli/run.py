@@ -105,15 +105,21 @@ def run(
     }
     options = {k: v for k, v in options.items() if v is not None}
     try:
+        ops.validate_options(processor, options)
         library = ops.resolve_library(catalog, target, source_options=options)
-        with console.status(f"Scanning {target} …", spinner="dots"):
-            scanned = ops.refresh_library(catalog, library, source_options=options)
+        with console.status(f"Reading {target} …", spinner="dots"):
+            scanned = ops.refresh_library(catalog, library, source_options=options, spec=target)
     except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, scanned))
     selection = {"only": "failed"} if failed_only else {}
     job_id, resumed = ops.prepare_job(
-        catalog, processor, library, options=options, selection=selection, settings=settings
+        catalog,
+        processor,
+        library,
+        options=ops.job_options(options),
+        selection=selection,
+        settings=settings,
     )
     if resumed:
         console.print(f"Resuming interrupted job {job_id}")

@@ -153,8 +153,10 @@ def list_jobs(
 
 
 def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
-    """Ask for ``pause``, ``cancel`` or ``resume``; queued/paused jobs change at once, running
-    ones when their runner sees the request (within a fraction of a second)."""
+    """Ask for ``pause``, ``cancel`` or ``resume``; queued/paused jobs change at once. A running
+    job's runner sees the request within a quarter of a second, stops handing out work and
+    changes state once the items already in progress finish (each worker finishes the item it
+    is on; queued batches are dropped and stay pending)."""
     job = get_job(catalog, job_id)
     status = JobStatus(job["status"])
     if action == "resume":

@@ -61,6 +61,8 @@ class StrmProcessor(Processor):
     version = "1"
     work = Work.IO
     kinds = frozenset({"movie", "episode"})
+    #: a dry run plans every file and reports would_create/would_update and the cleanup
+    dry_run_processes = True
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -38,6 +38,18 @@ _DISPATCHARR_OPTIONS = {
 _M3U_OPTIONS = {"default_kind", "rate", "retries", "backoff", "timeout"}
 
 
+def source_options(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a run's options that the source of ``spec`` understands (the rest belongs
+    to the engine or the processor)."""
+    family = spec.split("+", 1)[0].lower()
+    allowed = {
+        "xtream": _XTREAM_OPTIONS,
+        "dispatcharr": _DISPATCHARR_OPTIONS,
+        "m3u": _M3U_OPTIONS,
+    }.get(family, set()) | {"username", "password", "token"}
+    return {k: v for k, v in options.items() if k in allowed}
+
+
 def is_source_spec(spec: str) -> bool:
     """Whether ``spec`` names a VOD source (rather than, say, a folder path)."""
     scheme, sep, rest = spec.partition("://")

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 
 from mediamill.api.deps import CatalogDep, ReadAuth
 from mediamill.api.routes.libraries import library_or_404
-from mediamill.api.schemas import ItemList, ProcessorList
+from mediamill.api.schemas import ERRORS, ItemList, ProcessorList
 from mediamill.processors import base as registry
 
-router = APIRouter(prefix="/api", tags=["items"])
+router = APIRouter(prefix="/api", tags=["items"], responses=ERRORS)
 
 
 @router.get("/items", response_model=ItemList, dependencies=[ReadAuth])

@@ -11,12 +11,12 @@ from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
 from mediamill.api.paths import UnsafePath, check_relative
 from mediamill.api.routes.libraries import library_or_404
-from mediamill.api.schemas import ItemList, JobIn, JobList, JobOut
+from mediamill.api.schemas import ERRORS, ItemList, JobIn, JobList, JobOut
 from mediamill.catalog.db import Catalog, Selection
 from mediamill.jobs import manager
 from mediamill.processors import base as registry
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
@@ -37,6 +37,11 @@ async def create_job(body: JobIn, catalog: CatalogDep) -> dict[str, Any]:
         proc_cls = registry.get(body.processor)
     except (registry.UnknownProcessor, ImportError, TypeError) as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    options = ops.job_options(body.options.model_dump(exclude_none=True) if body.options else {})
+    try:
+        ops.validate_options(proc_cls.name, options)
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, detail=f"invalid options: {exc}") from exc
     lib = library_or_404(catalog, body.library)
     selection: dict[str, Any] = {}
     if body.items is not None:
@@ -55,7 +60,6 @@ async def create_job(body: JobIn, catalog: CatalogDep) -> dict[str, Any]:
         unknown = [p for p in selection["paths"] if catalog.item_id(lib.id, p) is None]
         if unknown:
             raise HTTPException(422, detail=f"not items of {lib.name}: {', '.join(unknown[:20])}")
-    options = body.options.model_dump(exclude_none=True) if body.options else {}
     job_id = manager.create_job(
         catalog, proc_cls.name, lib.id, selection=selection, options=options, priority=body.priority
     )

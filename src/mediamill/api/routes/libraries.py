@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
-from mediamill.api.schemas import LibraryIn, LibraryList, LibraryOut, ScanOut
+from mediamill.api.schemas import ERRORS, LibraryIn, LibraryList, LibraryOut, ScanOut
 from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.sources.folder import ScanError
 
-router = APIRouter(prefix="/api/libraries", tags=["libraries"])
+router = APIRouter(prefix="/api/libraries", tags=["libraries"], responses=ERRORS)
 
 
 def _out(catalog: Catalog, lib: LibraryRef) -> dict[str, Any]:

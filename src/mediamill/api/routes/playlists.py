@@ -11,12 +11,23 @@ from fastapi.responses import PlainTextResponse
 from mediamill import playlists
 from mediamill.api.deps import CatalogDep, ReadAuth
 from mediamill.api.routes.libraries import library_or_404
+from mediamill.api.schemas import ERRORS
 from mediamill.processors.base import Status
 
-router = APIRouter(prefix="/api", tags=["playlists"])
+router = APIRouter(prefix="/api", tags=["playlists"], responses=ERRORS)
 
 
-@router.get("/playlists", dependencies=[ReadAuth], response_model=None)
+@router.get(
+    "/playlists",
+    dependencies=[ReadAuth],
+    response_model=None,
+    responses={
+        200: {
+            "description": "The playlist: JSON, or M3U8 with format=m3u8",
+            "content": {"application/json": {}, "audio/x-mpegurl": {}},
+        }
+    },
+)
 def playlist(
     catalog: CatalogDep,
     library: Annotated[str, Query(min_length=1, max_length=255)],
