@@ -135,3 +135,42 @@ def test_kind_comes_from_content_when_the_extension_lies(
     empty = tmp_path / "empty.mp3"
     empty.write_bytes(b"")
     assert detect_kind(empty.name, str(empty), 0) == "audio"
+
+
+def test_a_rescan_matches_every_file_whatever_its_name_sorts_like(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Names chosen to trip a path-ordered merge: '-' and '.' and ' ' sort before '/', case,
+    accents, digits, and a folder reached through a link (walked out of order)."""
+    root = tmp_path / "lib"
+    names = [
+        "a-b.mp3",
+        "a/x.mp3",
+        "a/y/z.mp3",
+        "a0.mp3",
+        "A.mp3",
+        "é.mp3",
+        "z/é/b.mp3",
+        "a b/c.mp3",
+        "a.b/c.mp3",
+        "b/a-/1.mp3",
+        "b/a/1.mp3",
+        "b/a.mp3",
+        "日本/曲.flac",
+    ]
+    make_files(root, [*names, ".store/x/song.mp3"])
+    os.symlink(root / ".store" / "x", root / "b" / "linked")  # only reachable by the link
+    first = _scan(catalog, root)
+    assert first["new"] == len(names) + 1
+    assert "b/linked/song.mp3" in _paths(catalog, root)
+    again = _scan(catalog, root)
+    assert (again["unchanged"], again["new"], again["changed"], again["missing"]) == (
+        len(names) + 1,
+        0,
+        0,
+        0,
+    )
+    (root / "a" / "y" / "z.mp3").unlink()
+    (root / "b" / "a.mp3").write_bytes(b"changed!")
+    third = _scan(catalog, root)
+    assert (third["changed"], third["missing"], third["unchanged"]) == (1, 1, len(names) - 1)

@@ -70,6 +70,7 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("library_id", "path", name="uq_items_library_path"),
         Index("ix_items_library_present_kind", "library_id", "present", "kind"),
+        Index("ix_items_library_present_id", "library_id", "present", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -197,7 +197,8 @@ class Runner:
             return JobStatus.COMPLETED
 
         executor = executors.create(
-            opts.executor,
+            # nothing to do (an unchanged re-run): no pool to start, no processes to spawn
+            opts.executor if to_do > 0 else "serial",
             proc_cls.name,
             processor_options,
             work=proc_cls.work,

@@ -144,118 +144,186 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _listing(directory: str) -> list[tuple[str, os.DirEntry[str]]]:
+    """A folder's entries in path order: a sub-folder sorts as ``name/``, so walking depth
+    first yields paths in exactly the order the catalog sorts them (code points = UTF-8
+    bytes)."""
+    keyed = []
+    with os.scandir(directory) as it:
+        for entry in it:
+            name = entry.name
+            if name.startswith(".") or name in IGNORED_NAMES:
+                continue
+            key = _rel_key(name)[0]
+            if entry.is_dir(follow_symlinks=False):
+                key += "/"
+            keyed.append((key, entry))
+    keyed.sort(key=lambda pair: pair[0])
+    return keyed
+
+
 def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
-    """Every regular file under ``root`` (depth first), links resolved inside the root only."""
+    """Every regular file under ``root``, in path order, links resolved inside the root only.
+
+    Folders reached through a link are walked after every real folder (so a folder's own path
+    wins over an alias of it); their files come last, out of path order.
+    """
     real_root = os.path.realpath(root)
     try:
         root_stat = os.stat(real_root)
+        root_listing = _listing(real_root)
     except OSError as exc:
         raise ScanError(f"cannot read library root {root}: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(root_stat.st_mode):
         raise ScanError(f"library root {root} is not a folder")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
-    stack: list[tuple[str, str]] = [(real_root, "")]
-    # folders reached through a link are walked after every real folder, so a folder's own
-    # path wins over an alias of it
+    stack: list[tuple[str, Iterator[tuple[str, os.DirEntry[str]]]]] = [("", iter(root_listing))]
     linked: list[tuple[str, str, tuple[int, int]]] = []
-    first = True
     while stack or linked:
         if not stack:
             path, rel, key = linked.pop(0)
-            if key not in visited:
-                visited.add(key)
-                stack.append((path, rel))
-            continue
-        directory, rel_dir = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                entries = list(it)
-        except OSError as exc:
-            if first:
-                raise ScanError(f"cannot read library root {root}: {exc.strerror}") from exc
-            problems.append((rel_dir or ".", f"unreadable folder: {exc.strerror}"))
-            continue
-        first = False
-        subdirs = []
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or name in IGNORED_NAMES:
+            if key in visited:
                 continue
-            rel = f"{rel_dir}/{name}" if rel_dir else name
+            visited.add(key)
             try:
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if not os.path.exists(target):
-                        problems.append((rel, "broken symlink"))
-                        continue
-                    if not _inside(target, real_root):
-                        problems.append((rel, "symlink points outside the library root"))
-                        continue
-                st = entry.stat()  # follows links (inside the root, checked above)
+                stack.append((rel, iter(_listing(path))))
             except OSError as exc:
-                problems.append((rel, f"unreadable: {exc.strerror}"))
+                problems.append((rel, f"unreadable folder: {exc.strerror}"))
+            continue
+        rel_dir, entries = stack[-1]
+        pair = next(entries, None)
+        if pair is None:
+            stack.pop()
+            continue
+        entry = pair[1]
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        try:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not os.path.exists(target):
+                    problems.append((rel, "broken symlink"))
+                    continue
+                if not _inside(target, real_root):
+                    problems.append((rel, "symlink points outside the library root"))
+                    continue
+            st = entry.stat()  # follows links (inside the root, checked above)
+        except OSError as exc:
+            problems.append((rel, f"unreadable: {exc.strerror}"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                continue  # a link loop, or the same folder reached twice
+            if entry.is_symlink():
+                linked.append((entry.path, rel, key))
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key in visited:
-                    continue  # a link loop, or the same folder reached twice
-                if entry.is_symlink():
-                    linked.append((entry.path, rel, key))
-                else:
-                    visited.add(key)
-                    subdirs.append((entry.path, rel))
-            elif stat.S_ISREG(st.st_mode):
-                path, raw = _rel_key(rel)
-                yield FoundFile(path, raw, entry.path, st.st_size, st.st_mtime_ns)
-        stack.extend(reversed(subdirs))
+            visited.add(key)
+            try:
+                stack.append((rel, iter(_listing(entry.path))))
+            except OSError as exc:
+                problems.append((rel, f"unreadable folder: {exc.strerror}"))
+        elif stat.S_ISREG(st.st_mode):
+            path, raw = _rel_key(rel)
+            yield FoundFile(path, raw, entry.path, st.st_size, st.st_mtime_ns)
+
+
+class _Changes:
+    """New and changed files, written to the catalog 2,000 at a time."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        library: LibraryRef,
+        report: ScanReport,
+        on_progress: Callable[[ScanReport], None] | None,
+    ) -> None:
+        self.catalog, self.library, self.report = catalog, library, report
+        self.on_progress = on_progress
+        self.new: list[dict[str, object]] = []
+        self.changed: list[dict[str, object]] = []
+
+    def add(self, found: FoundFile, old_id: int | None) -> None:
+        row: dict[str, object] = {
+            "path": found.path,
+            "path_bytes": found.path_bytes,
+            "size": found.size,
+            "mtime_ns": found.mtime_ns,
+            "fingerprint": f"{found.size}:{found.mtime_ns}",
+            "kind": detect_kind(os.path.basename(found.abspath), found.abspath, found.size),
+        }
+        if old_id is None:
+            self.new.append(row)
+        else:
+            self.changed.append({"id": old_id, **row})
+        if len(self.new) + len(self.changed) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.catalog.insert_items(self.library.id, self.new)
+        self.catalog.update_items(self.changed)
+        self.report.new += len(self.new)
+        self.report.changed += len(self.changed)
+        self.new, self.changed = [], []
+        if self.on_progress:
+            self.on_progress(self.report)
 
 
 def scan_folder(
     catalog: Catalog, library: LibraryRef, on_progress: Callable[[ScanReport], None] | None = None
 ) -> ScanReport:
-    """Bring the catalog's items of ``library`` in line with the folder on disk."""
+    """Bring the catalog's items of ``library`` in line with the folder on disk.
+
+    A merge join: the walk yields files in path order and the catalog streams the library's
+    items in the same order, so each file is matched without a query of its own and memory
+    stays flat whatever the size of the tree. Files that arrive out of order (through folder
+    links) are matched by lookup at the end.
+    """
     report = ScanReport(library=library.name)
-    seen = array("q")
-
-    def flush(chunk: list[FoundFile]) -> None:
-        known = catalog.existing_items(library.id, [f.path for f in chunk])
-        new, changed = [], []
-        for f in chunk:
-            old = known.get(f.path)
-            if old is not None:
-                item_id, size, mtime_ns, present = old
-                seen.append(item_id)
-                if size == f.size and mtime_ns == f.mtime_ns and present:
-                    report.unchanged += 1
-                    continue
-            row = {
-                "path": f.path,
-                "path_bytes": f.path_bytes,
-                "size": f.size,
-                "mtime_ns": f.mtime_ns,
-                "fingerprint": f"{f.size}:{f.mtime_ns}",
-                "kind": detect_kind(os.path.basename(f.abspath), f.abspath, f.size),
-            }
-            if old is None:
-                new.append(row)
-            else:
-                changed.append({"id": old[0], **row})
-        seen.extend(catalog.insert_items(library.id, new))
-        catalog.update_items(changed)
-        report.new += len(new)
-        report.changed += len(changed)
-        if on_progress:
-            on_progress(report)
-
-    chunk: list[FoundFile] = []
+    changes = _Changes(catalog, library, report, on_progress)
+    known = catalog.iter_file_rows(library.id)  # only items that existed before this scan
+    current = next(known, None)
+    unmatched = array("q")  # present items the walk went past: missing, unless found late
+    stragglers: list[FoundFile] = []
+    last = ""
     for found in walk(library.root, report.problems):
         report.found += 1
-        chunk.append(found)
-        if len(chunk) >= CHUNK:
-            flush(chunk)
-            chunk = []
-    flush(chunk)
-    missing = catalog.missing_ids(library.id, seen)
+        if found.path < last:
+            stragglers.append(found)
+            continue
+        last = found.path
+        while current is not None and current[0] < found.path:
+            if current[4]:
+                unmatched.append(current[1])
+            current = next(known, None)
+        if current is not None and current[0] == found.path:
+            _path, item_id, size, mtime_ns, present = current
+            current = next(known, None)
+            if size == found.size and mtime_ns == found.mtime_ns and present:
+                report.unchanged += 1
+            else:
+                changes.add(found, item_id)
+        else:
+            changes.add(found, None)
+    while current is not None:
+        if current[4]:
+            unmatched.append(current[1])
+        current = next(known, None)
+    late: set[int] = set()
+    for start in range(0, len(stragglers), CHUNK):
+        chunk = stragglers[start : start + CHUNK]
+        rows = catalog.existing_items(library.id, [f.path for f in chunk])
+        for found in chunk:
+            old = rows.get(found.path)
+            if old is None:
+                changes.add(found, None)
+                continue
+            late.add(old[0])
+            if old[1] == found.size and old[2] == found.mtime_ns and old[3]:
+                report.unchanged += 1
+            else:
+                changes.add(found, old[0])
+    changes.flush()
+    missing = [item_id for item_id in unmatched if item_id not in late]
     unreadable = [p for p, cause in report.problems if cause.startswith("unreadable folder")]
     if missing and unreadable:
         # items under a folder we could not read are not gone, just out of sight this time

@@ -1,0 +1,294 @@
+"""VOD export: ``mediamill run strm`` against plain Python loops writing the same files.
+
+It serves a generated catalog (``--movies`` movies, ``--episodes`` episodes in series of 20)
+from the stand-in Xtream provider on loopback, reads it once in this process (timed, and the
+entries kept), then writes the same Kodi/Jellyfin tree, each time into a fresh folder:
+
+(a) ``mediamill run strm xtream+http://… --output DIR -q --set rate=0 --db sqlite:///fresh``,
+    the whole command in a child (read + catalog sync + export + cleanup walk), with its peak
+    RSS; the job's own timestamps split it into "start-up + read + sync", "export" and
+    "finish";
+(b) a plain loop over the pre-read entries: ``Layout().plan`` for names and bytes (so the file
+    set is identical), ``mkdir`` + ``open().write()``, no comparing, no temp files, no fsync;
+(c) the original plugin's way: a pool of 4 threads, batches of 100 entries, 10 ms sleep
+    between batches, same writes as (b);
+(d) (a) again, unchanged: must write no file (every file's mtime_ns checked) and take at most
+    20% of (a).
+
+Targets: (a)'s files/s at least half of (b)'s; (d) <= 20% of (a) and 0 files written; peak
+RSS of the mediamill child < 300 MB. Prints a table, PASS/FAIL per target and a
+``SUMMARY {json}`` line.
+
+If the CLI rejects its own options for a source spec (``unknown xtream source options``),
+(a) and (d) fall back to a child that runs the CLI's path (scan, job, run) through
+``mediamill.ops`` with the source options kept apart, and the summary says so.
+
+Run: ``.venv/bin/python bench/strm.py [--movies 100000] [--episodes 20000] [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    Measured,
+    isolated_env,
+    machine,
+    print_summary,
+    print_table,
+    run_measured,
+    verdict,
+)
+
+from mediamill.sources import open_source
+from mediamill.sources.base import SourceEntry
+from mediamill.strm.layout import Layout
+from mediamill.testing.vodserver import VodServer, make_catalog
+
+MIN_RATE_RATIO = 0.5  # (a) files/s over (b) files/s
+MAX_RERUN_SHARE = 0.20  # (d) seconds over (a) seconds
+MAX_RSS_MB = 300.0
+EPISODES_PER_SERIES = 20
+PLUGIN_THREADS, PLUGIN_BATCH, PLUGIN_SLEEP = 4, 100, 0.010
+
+# The CLI's `run` path (cli/run.py) in a child, with only the source's own options given to
+# the source; used when the CLI itself refuses the command.
+DRIVER = """\
+import json, sys, time
+from mediamill import ops
+from mediamill.catalog.db import Catalog
+from mediamill.settings import load
+
+spec, out, db = sys.argv[1:4]
+source_options = {"rate": 0}
+settings = load(db=db)
+catalog = Catalog.open(settings.db_url())
+library = ops.resolve_library(catalog, spec, source_options=source_options)
+scanned = ops.refresh_library(catalog, library, source_options=source_options)
+job_id, _ = ops.prepare_job(
+    catalog, "strm", library, options={"output": out, "rate": 0}, settings=settings
+)
+job = ops.run_job(catalog, job_id, settings=settings)
+print(json.dumps({"scanned": scanned, "status": job["status"]}))
+sys.exit(0 if job["status"] == "completed" else 1)
+"""
+
+
+def read_entries(spec: str) -> tuple[list[SourceEntry], float]:
+    start = time.perf_counter()
+    entries = list(open_source(spec, options={"rate": 0}).iter_entries())
+    return entries, time.perf_counter() - start
+
+
+def count_files(root: Path) -> int:
+    return sum(len(files) for _dirpath, _dirs, files in os.walk(root))
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            found[path] = os.lstat(path).st_mtime_ns
+    return found
+
+
+def write_plain(root: Path, entries: Iterable[SourceEntry]) -> None:
+    """(b): names and bytes from the layout, then mkdir + open().write() per file."""
+    layout = Layout()
+    written: set[str] = set()
+    for entry in entries:
+        for planned in layout.plan(entry.key, entry.kind, entry.meta):
+            if planned.shared:
+                if planned.path in written:
+                    continue
+                written.add(planned.path)
+            path = root / planned.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(planned.content)
+
+
+def write_plugin_style(root: Path, entries: Sequence[SourceEntry]) -> None:
+    """(c): the original plugin: 4 threads, batches of 100 entries, 10 ms between batches."""
+    layout = Layout()
+    written: set[str] = set()
+    lock = threading.Lock()
+
+    def one(entry: SourceEntry) -> None:
+        for planned in layout.plan(entry.key, entry.kind, entry.meta):
+            if planned.shared:
+                with lock:
+                    if planned.path in written:
+                        continue
+                    written.add(planned.path)
+            path = root / planned.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(planned.content)
+
+    with ThreadPoolExecutor(max_workers=PLUGIN_THREADS) as pool:
+        for start in range(0, len(entries), PLUGIN_BATCH):
+            list(pool.map(one, entries[start : start + PLUGIN_BATCH]))
+            time.sleep(PLUGIN_SLEEP)
+
+
+def timed(func: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    func(*args)
+    return time.perf_counter() - start
+
+
+def run_mediamill(
+    spec: str, out: Path, db: Path, env: dict[str, str], *, driver: bool
+) -> tuple[Measured, float]:
+    """One export in a child; returns its measurement and its wall-clock start (epoch)."""
+    if driver:
+        cmd: list[str] = [sys.executable, "-c", DRIVER, spec, str(out), f"sqlite:///{db}"]
+    else:
+        cmd = [sys.executable, "-m", "mediamill", "run", "strm", spec, "--output", str(out)]
+        cmd += ["-q", "--set", "rate=0", "--db", f"sqlite:///{db}"]
+    launched = time.time()
+    return run_measured(cmd, env=env, cwd=out.parent, check=False), launched
+
+
+def job_phases(db: Path, launched: float) -> dict[str, float]:
+    """Seconds of start-up + read + sync, export and finish, from the job's timestamps."""
+    from mediamill.catalog.db import Catalog
+    from mediamill.jobs import manager
+
+    catalog = Catalog.open(f"sqlite:///{db}")
+    try:
+        jobs, _ = manager.list_jobs(catalog, limit=1)
+    finally:
+        catalog.close()
+    job = jobs[0]
+
+    def epoch(stamp: str) -> float:
+        moment = dt.datetime.fromisoformat(stamp)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.timestamp()
+
+    started, completed = epoch(job["started_at"]), epoch(job["completed_at"])
+    export = float((job["summary"] or {}).get("elapsed", 0.0))
+    return {
+        "startup_read_sync": round(started - launched, 2),
+        "export": round(export, 2),
+        "finish": round(completed - started - export, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--movies", type=int, default=100_000)
+    parser.add_argument("--episodes", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true", help="Keep the output folders.")
+    args = parser.parse_args()
+    series = max(1, args.episodes // EPISODES_PER_SERIES)
+    catalog = make_catalog(args.movies, series, EPISODES_PER_SERIES, seed=1)
+    work = Path(tempfile.mkdtemp(prefix="mediamill-bench-strm-"))
+    figures: dict[str, Any] = {"machine": machine(), "movies": args.movies}
+    figures["episodes"] = series * EPISODES_PER_SERIES
+    try:
+        with VodServer(catalog) as server:
+            # credentials from the environment: the spec a library remembers carries none
+            spec = f"xtream+http://127.0.0.1:{server.port}"
+            env = isolated_env(work / "home")
+            env["MEDIAMILL_XTREAM_USER"] = server.username
+            env["MEDIAMILL_XTREAM_PASS"] = server.password
+            print(f"reading {args.movies:,} movies + {figures['episodes']:,} episodes …")
+            entries, read_seconds = read_entries(server.xtream_spec)
+            figures["read_seconds"] = round(read_seconds, 2)
+
+            (work / "a").mkdir()
+            db = work / "a.db"
+            first, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=False)
+            driver = first.returncode == 2 and "source options" in first.stderr
+            if driver:
+                figures["cli_error"] = first.stderr.strip()
+                print(f"the CLI refused the command ({first.stderr.strip()}); using ops driver")
+                db.unlink(missing_ok=True)
+                first, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=True)
+            if first.returncode != 0:
+                raise RuntimeError(f"mediamill failed:\n{first.stderr[-3000:]}{first.stdout}")
+            figures["mode"] = "ops driver (CLI broken)" if driver else "cli"
+            figures["phases_a"] = job_phases(db, launched)
+            files = count_files(work / "a" / "out")
+            before = mtimes(work / "a" / "out")
+
+            plain = timed(write_plain, work / "b", entries)
+            plain_files = count_files(work / "b")
+            plugin = timed(write_plugin_style, work / "c", entries)
+            plugin_files = count_files(work / "c")
+
+            again, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=driver)
+            if again.returncode != 0:
+                raise RuntimeError(f"re-run failed:\n{again.stderr[-3000:]}{again.stdout}")
+            figures["phases_d"] = job_phases(db, launched)
+            after = mtimes(work / "a" / "out")
+            rewritten = sum(1 for path, ns in after.items() if before.get(path) != ns)
+            rewritten += len(set(before) - set(after))
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    rate_a, rate_b, rate_c = files / first.seconds, plain_files / plain, plugin_files / plugin
+    ratio = rate_a / rate_b
+    share = again.seconds / first.seconds
+    rss_mb = max(first.max_rss_mb, again.max_rss_mb)
+    same_files = files == plain_files == plugin_files
+    print_table(
+        ["approach", "files", "seconds", "files/s", "peak RSS MB"],
+        [
+            ["(a) mediamill run strm", files, f"{first.seconds:.1f}", f"{rate_a:,.0f}",
+             f"{first.max_rss_mb:.0f}"],
+            ["(b) plain loop", plain_files, f"{plain:.1f}", f"{rate_b:,.0f}", "-"],
+            ["(c) plugin: 4 threads, 100/batch, 10 ms", plugin_files, f"{plugin:.1f}",
+             f"{rate_c:,.0f}", "-"],
+            ["(d) unchanged re-run of (a)", rewritten, f"{again.seconds:.1f}", "-",
+             f"{again.max_rss_mb:.0f}"],
+        ],
+    )  # fmt: skip
+    print(f"source read in this process: {read_seconds:.1f} s for {len(entries):,} entries")
+    print(f"(a) phases: {figures['phases_a']}; (d) phases: {figures['phases_d']}")
+    checks = {
+        f"(a) files/s >= {MIN_RATE_RATIO}x (b)": ratio >= MIN_RATE_RATIO,
+        f"(d) <= {MAX_RERUN_SHARE:.0%} of (a)": share <= MAX_RERUN_SHARE,
+        "(d) writes 0 files": rewritten == 0,
+        f"peak RSS < {MAX_RSS_MB:.0f} MB": rss_mb < MAX_RSS_MB,
+        "same file count in (a), (b), (c)": same_files,
+    }
+    for name, ok in checks.items():
+        print(f"{verdict(ok)}  {name}")
+    figures.update(
+        files=files,
+        seconds={"a": round(first.seconds, 2), "b": round(plain, 2), "c": round(plugin, 2),
+                 "d": round(again.seconds, 2)},
+        files_per_s={"a": round(rate_a), "b": round(rate_b), "c": round(rate_c)},
+        ratio_a_b=round(ratio, 3),
+        rerun_share=round(share, 3),
+        rerun_files_written=rewritten,
+        peak_rss_kib=max(first.max_rss_kib, again.max_rss_kib),
+        cpu_seconds={"a": round(first.cpu_seconds, 1), "d": round(again.cpu_seconds, 1)},
+        checks={name: verdict(ok) for name, ok in checks.items()},
+    )  # fmt: skip
+    print_summary(figures)
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
