@@ -141,3 +141,49 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_losses(
     assert [(j["status"], j["succeeded"]) for j in jobs] == [("completed", 400)], (
         "the interrupted job itself was resumed and completed"
     )
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, sqlite_url: str) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i:03}.bin" for i in range(200)])
+    args = (
+        "run",
+        "tests.helpers.processors:Echo",
+        str(root),
+        "-q",
+        "--workers",
+        "2",
+        "--batch-size",
+        "2",
+        "--executor",
+        "threads",
+        "--set",
+        "delay=0.02",
+    )
+    env = {**os.environ, "MEDIAMILL_DB": sqlite_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediamill", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    catalog = Catalog.open(sqlite_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with catalog.engine.connect() as conn:
+            if conn.execute(select(func.count()).select_from(Result)).scalar_one() >= 20:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "run the same command to resume" in err
+    job = json.loads(mediamill("jobs", "list", "--json", db=sqlite_url).stdout)["jobs"][0]
+    assert job["status"] == "paused"
+    assert 20 <= job["processed_items"] < 200
+    resumed = mediamill(*args, db=sqlite_url)
+    assert "Resuming interrupted job" in resumed.stdout
+    final = json.loads(mediamill("jobs", "show", job["job_id"], db=sqlite_url).stdout)
+    assert (final["status"], final["succeeded"]) == ("completed", 200)
+    catalog.close()
