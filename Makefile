@@ -9,6 +9,8 @@ $(BIN)/mediamill: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# byte-compile our own sources once: start-up matters for short commands (re-runs)
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 install: $(BIN)/mediamill
