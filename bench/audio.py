@@ -219,6 +219,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, help="keep the library here and reuse it next time")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (without --dir)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of (a), (b), (c); median")
+    parser.add_argument(
+        "--batch-size", type=int, help="pass --batch-size to mediamill (default: its own)"
+    )
     return parser.parse_args()
 
 
@@ -266,7 +269,9 @@ def time_plain(root: Path, work: Path) -> dict[str, Any]:
     }
 
 
-def time_mediamill(root: Path, work: Path, workers: int, run: int) -> dict[str, Any]:
+def time_mediamill(
+    root: Path, work: Path, workers: int, run: int, batch_size: int | None
+) -> dict[str, Any]:
     home = work / "home"
     home.mkdir(exist_ok=True)
     db = work / f"catalog-w{workers}-{run}.db"
@@ -274,6 +279,8 @@ def time_mediamill(root: Path, work: Path, workers: int, run: int) -> dict[str, 
     url = f"sqlite:///{db}"
     mediamill = venv_bin("mediamill")
     cmd = [mediamill, "run", "audio", str(root), "-q", "-e", "processes", "-w", str(workers)]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
     result, sampler = measured([*cmd, "--db", url], work, isolated_env(home))
     match = _COMPLETED.search(result.stdout)
     if not match:
@@ -346,8 +353,8 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     for run in range(args.repeat):
         for name, timed in (
             ("plain", lambda: time_plain(root, work)),
-            ("w1", lambda run=run: time_mediamill(root, work, 1, run)),
-            ("w2", lambda run=run: time_mediamill(root, work, 2, run)),
+            ("w1", lambda run=run: time_mediamill(root, work, 1, run, args.batch_size)),
+            ("w2", lambda run=run: time_mediamill(root, work, 2, run, args.batch_size)),
         ):
             load = os.getloadavg()[0]
             loads.append(load)
@@ -371,7 +378,11 @@ def bench(args: argparse.Namespace, base: Path) -> int:
     rss = {k: max(max(r["rss_mb"], default=0.0) for r in runs[k]) for k in runs}
 
     print()
+    batches = (
+        f"--batch-size {args.batch_size}" if args.batch_size else "mediamill's default batch size"
+    )
     print(f"{n} tracks of {args.seconds:g} s, {args.repeat} run(s) each, median; page cache warm")
+    print(f"mediamill ran with {batches}")
     print("(a) runs with OMP/OPENBLAS/MKL/NUMEXPR_NUM_THREADS=1, as mediamill's workers do")
     print_table(
         ["run", "wall s", "s/track", "cpu s", "cpu s/track", "main RSS MB", "worker RSS MB", "ok"],
@@ -405,6 +416,7 @@ def bench(args: argparse.Namespace, base: Path) -> int:
             "tracks": n,
             "track_seconds": args.seconds,
             "repeat": args.repeat,
+            "batch_size": args.batch_size,
             "load1_before_runs": [round(x, 2) for x in loads],
             "plain_s_per_track": round(plain / n, 4),
             "plain_loop_s_per_track": round(loop / n, 4),

@@ -240,53 +240,53 @@ def main() -> int:
             after = mtimes(work / "a" / "out")
             rewritten = sum(1 for path, ns in after.items() if before.get(path) != ns)
             rewritten += len(set(before) - set(after))
+        rate_a, rate_b, rate_c = files / first.seconds, plain_files / plain, plugin_files / plugin
+        ratio = rate_a / rate_b
+        share = again.seconds / first.seconds
+        rss_mb = max(first.max_rss_mb, again.max_rss_mb)
+        same_files = files == plain_files == plugin_files
+        print_table(
+            ["approach", "files", "seconds", "files/s", "peak RSS MB"],
+            [
+                ["(a) mediamill run strm", files, f"{first.seconds:.1f}", f"{rate_a:,.0f}",
+                 f"{first.max_rss_mb:.0f}"],
+                ["(b) plain loop", plain_files, f"{plain:.1f}", f"{rate_b:,.0f}", "-"],
+                ["(c) plugin: 4 threads, 100/batch, 10 ms", plugin_files, f"{plugin:.1f}",
+                 f"{rate_c:,.0f}", "-"],
+                ["(d) unchanged re-run of (a)", rewritten, f"{again.seconds:.1f}", "-",
+                 f"{again.max_rss_mb:.0f}"],
+            ],
+        )  # fmt: skip
+        print(f"source read in this process: {read_seconds:.1f} s for {len(entries):,} entries")
+        print(f"(a) phases: {figures['phases_a']}; (d) phases: {figures['phases_d']}")
+        checks = {
+            f"(a) files/s >= {MIN_RATE_RATIO}x (b)": ratio >= MIN_RATE_RATIO,
+            f"(d) <= {MAX_RERUN_SHARE:.0%} of (a)": share <= MAX_RERUN_SHARE,
+            "(d) writes 0 files": rewritten == 0,
+            f"peak RSS < {MAX_RSS_MB:.0f} MB": rss_mb < MAX_RSS_MB,
+            "same file count in (a), (b), (c)": same_files,
+        }
+        for name, ok in checks.items():
+            print(f"{verdict(ok)}  {name}")
+        figures.update(
+            files=files,
+            seconds={"a": round(first.seconds, 2), "b": round(plain, 2), "c": round(plugin, 2),
+                     "d": round(again.seconds, 2)},
+            files_per_s={"a": round(rate_a), "b": round(rate_b), "c": round(rate_c)},
+            ratio_a_b=round(ratio, 3),
+            rerun_share=round(share, 3),
+            rerun_files_written=rewritten,
+            peak_rss_kib=max(first.max_rss_kib, again.max_rss_kib),
+            cpu_seconds={"a": round(first.cpu_seconds, 1), "d": round(again.cpu_seconds, 1)},
+            checks={name: verdict(ok) for name, ok in checks.items()},
+        )  # fmt: skip
+        print_summary(figures)
     finally:
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    rate_a, rate_b, rate_c = files / first.seconds, plain_files / plain, plugin_files / plugin
-    ratio = rate_a / rate_b
-    share = again.seconds / first.seconds
-    rss_mb = max(first.max_rss_mb, again.max_rss_mb)
-    same_files = files == plain_files == plugin_files
-    print_table(
-        ["approach", "files", "seconds", "files/s", "peak RSS MB"],
-        [
-            ["(a) mediamill run strm", files, f"{first.seconds:.1f}", f"{rate_a:,.0f}",
-             f"{first.max_rss_mb:.0f}"],
-            ["(b) plain loop", plain_files, f"{plain:.1f}", f"{rate_b:,.0f}", "-"],
-            ["(c) plugin: 4 threads, 100/batch, 10 ms", plugin_files, f"{plugin:.1f}",
-             f"{rate_c:,.0f}", "-"],
-            ["(d) unchanged re-run of (a)", rewritten, f"{again.seconds:.1f}", "-",
-             f"{again.max_rss_mb:.0f}"],
-        ],
-    )  # fmt: skip
-    print(f"source read in this process: {read_seconds:.1f} s for {len(entries):,} entries")
-    print(f"(a) phases: {figures['phases_a']}; (d) phases: {figures['phases_d']}")
-    checks = {
-        f"(a) files/s >= {MIN_RATE_RATIO}x (b)": ratio >= MIN_RATE_RATIO,
-        f"(d) <= {MAX_RERUN_SHARE:.0%} of (a)": share <= MAX_RERUN_SHARE,
-        "(d) writes 0 files": rewritten == 0,
-        f"peak RSS < {MAX_RSS_MB:.0f} MB": rss_mb < MAX_RSS_MB,
-        "same file count in (a), (b), (c)": same_files,
-    }
-    for name, ok in checks.items():
-        print(f"{verdict(ok)}  {name}")
-    figures.update(
-        files=files,
-        seconds={"a": round(first.seconds, 2), "b": round(plain, 2), "c": round(plugin, 2),
-                 "d": round(again.seconds, 2)},
-        files_per_s={"a": round(rate_a), "b": round(rate_b), "c": round(rate_c)},
-        ratio_a_b=round(ratio, 3),
-        rerun_share=round(share, 3),
-        rerun_files_written=rewritten,
-        peak_rss_kib=max(first.max_rss_kib, again.max_rss_kib),
-        cpu_seconds={"a": round(first.cpu_seconds, 1), "d": round(again.cpu_seconds, 1)},
-        checks={name: verdict(ok) for name, ok in checks.items()},
-    )  # fmt: skip
-    print_summary(figures)
     return 0 if all(checks.values()) else 1
 
 

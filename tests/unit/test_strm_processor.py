@@ -23,13 +23,20 @@ from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 
 
 class TinyCatalog:
-    """What finish needs from the catalog: the present items of a library."""
+    """What finish needs from the catalog: the present items of a library and their results
+    (the same interface as mediamill.catalog.db.Catalog)."""
 
-    def __init__(self, items: list[ItemRef]) -> None:
-        self.items = items
+    def __init__(self, items: list[ItemRef], data: list[dict[str, Any]]) -> None:
+        self.items, self.data = items, data
 
     def iter_items(self, library_id: int | None) -> Iterator[ItemRef]:
         return iter(self.items)
+
+    def iter_export(
+        self, library_id: int | None, processor: str
+    ) -> Iterator[tuple[str, str, str, dict[str, Any] | None, str | None]]:
+        for item, data in zip(self.items, self.data, strict=True):
+            yield item.path, item.kind, "ok", data, None
 
 
 def scan(server: VodServer) -> list[ItemRef]:
@@ -59,7 +66,7 @@ def run(
         options=options,
         dry_run=bool(options.get("dry_run")),
         counters={},
-        catalog=TinyCatalog(items),
+        catalog=TinyCatalog(items, data),
         library_id=1,
     )
     return data, processor.finish(ctx)

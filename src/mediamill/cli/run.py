@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mediamill import ops
 from mediamill.cli.common import (
@@ -170,7 +171,7 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
             f"{summary.get('would_process', job['processed_items'])} item(s)."
         )
         for path in summary.get("sample", [])[:20]:
-            console.print(f"  {path}")
+            console.print(f"  {path}", markup=False, highlight=False)
         if summary.get("actions"):
             console.print("  " + ", ".join(f"{n} {a}" for a, n in summary["actions"].items()))
     line = (
@@ -188,13 +189,13 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
             "failed item", "cause", title=f"{hook.failure_count} failure(s)", title_justify="left"
         )
         for path, cause in hook.failures[:10]:
-            table.add_row(path, cause)
+            table.add_row(Text(path), Text(cause))  # paths are data, never Rich markup
         console.print(table)
         if hook.failure_count > 10:
             console.print("  … `mediamill export PROCESSOR TARGET --status failed` lists them all")
     finish = summary.get("finish")
     if finish:
-        console.print(f"finish: {finish}")
+        console.print(f"finish: {finish}", markup=False, highlight=False)
 
 
 def scan(

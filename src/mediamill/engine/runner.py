@@ -128,7 +128,7 @@ class Runner:
             only=sel.get("only"),
         )
         first_start = job["started_at"] is None
-        version = proc_cls.version
+        version = registry.create(proc_cls.name, processor_options).result_version()
         pending = self.catalog.count_pending(
             selection, proc_cls.name, version, force=opts.force, job_id=self.job_id
         )
@@ -207,6 +207,10 @@ class Runner:
             broker_url=self.broker_url,
         )
         batch_size = opts.batch_size
+        if job["options"].get("batch_size") is None and proc_cls.batch_size:
+            batch_size = proc_cls.batch_size
+        # at least ~4 batches per worker, so a short job still keeps every worker busy
+        batch_size = max(1, min(batch_size, -(-to_do // (opts.workers * 4))))
         if opts.rate:
             batch_size = max(1, min(batch_size, int(opts.rate / max(1, opts.workers))))
         batches = _batched(items, batch_size)

@@ -27,23 +27,32 @@ class SerialExecutor:
         self._processor: registry.Processor | None = None
 
     def start(self) -> None:
-        processor = registry.create(self._processor_name, self._options)
-        try:
-            processor.setup()
-        except Exception as exc:
-            raise ExecutorError(f"processor set-up failed: {describe_error(exc)}") from exc
-        self._processor = processor
+        """Nothing to start: the processor is set up with the first batch, so a run with
+        nothing to do never loads what the processor needs (models, codecs)."""
+
+    def _processor_ready(self) -> registry.Processor:
+        if self._processor is None:
+            processor = registry.create(self._processor_name, self._options)
+            try:
+                processor.setup()
+            except Exception as exc:
+                raise ExecutorError(f"processor set-up failed: {describe_error(exc)}") from exc
+            self._processor = processor
+        return self._processor
 
     def submit(self, batch: list[ItemRef]) -> None:
+        self._processor_ready()
         self._queue.extend(batch)
 
     def poll(self, timeout: float) -> list[Outcome]:
         """Run queued items for up to about ``timeout`` seconds (at least one item)."""
-        assert self._processor is not None, "start() first"
+        if not self._queue:
+            return []
+        processor = self._processor_ready()
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + timeout
         while self._queue:
-            outcomes.append(run_one(self._processor, self._queue.popleft(), "serial"))
+            outcomes.append(run_one(processor, self._queue.popleft(), "serial"))
             if time.monotonic() >= deadline:
                 break
         return outcomes

@@ -197,6 +197,9 @@ class AudioProcessor(Processor):
     version = "1"
     work = Work.CPU
     kinds = frozenset({"audio"})
+    # about a second a track: one track at a time keeps both workers evenly busy
+    batch_size = 1
+    result_options = ("rhythm", "max_seconds", "key_profile", "model_path", "model_output")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -84,6 +84,24 @@ class Processor:
     #: the processor then changes nothing and reports what it would do) or only lists the
     #: pending items. Dry-run outcomes are never stored as results.
     dry_run_processes: ClassVar[bool] = False
+    #: items per batch unless the user says otherwise: small for slow items (so workers
+    #: share the work evenly), larger for fast ones (less dispatch overhead)
+    batch_size: ClassVar[int | None] = None
+    #: options that change what ``process`` produces: a result made with other values of
+    #: these is not fresh (e.g. strm's ``output``), so the item is processed again
+    result_options: ClassVar[tuple[str, ...]] = ()
+
+    def result_version(self) -> str:
+        """The version stored with results: ``version``, plus a digest of the
+        ``result_options`` in force when any differ from their defaults."""
+        import hashlib
+        import json
+
+        chosen = {k: self.options[k] for k in self.result_options if k in self.options}
+        if not chosen:
+            return self.version
+        raw = json.dumps(chosen, sort_keys=True, default=str).encode()
+        return f"{self.version}+{hashlib.blake2b(raw, digest_size=6).hexdigest()}"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = dict(options or {})

@@ -126,6 +126,7 @@ class ProbeProcessor(Processor):
     # PyAV releases the GIL inside FFmpeg, so threads scale
     work = Work.IO
     kinds = frozenset({"audio", "video", "image"})
+    result_options = ("mutagen",)
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -63,6 +63,18 @@ class StrmProcessor(Processor):
     kinds = frozenset({"movie", "episode"})
     #: a dry run plans every file and reports would_create/would_update and the cleanup
     dry_run_processes = True
+    # another output folder, layout or URL base makes other files: results made for the old
+    # ones are not fresh
+    result_options = (
+        "output",
+        "movies_dir",
+        "shows_dir",
+        "strip_prefix",
+        "disambiguate",
+        "url_base",
+        "url_mode",
+        "templates",
+    )
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -164,13 +176,20 @@ class StrmProcessor(Processor):
         owners: dict[str, str] = {}
         collisions: list[dict[str, str]] = []
         entries = 0
+        # every pending entry was processed before finish, so an ok result's file list is
+        # current; entries without one (failed, limited, or a dry run) are laid out again
+        results = ctx.catalog.iter_export(ctx.library_id, self.name) if not ctx.dry_run else None
         for item in ctx.catalog.iter_items(ctx.library_id):
+            row = next(results) if results is not None else None
             if item.kind not in self.kinds:
                 continue
-            try:
-                paths = self.layout.paths(item.path, item.kind, item.meta or {})
-            except ValueError:
-                continue
+            if row is not None and row[0] == item.path and row[2] == "ok" and row[3]:
+                paths = list(row[3].get("files", ()))
+            else:
+                try:
+                    paths = self.layout.paths(item.path, item.kind, item.meta or {})
+                except ValueError:
+                    continue
             entries += 1
             for path in paths:
                 owner = owners.setdefault(path, item.path)
@@ -201,7 +220,8 @@ class StrmProcessor(Processor):
             return
         if self.cleanup == "preview" or dry_run:
             summary["would_remove"] = orphans
-            summary["would_remove_dirs"] = len(empty_dirs(self.root, trees, gone=set(orphans)))
+            if orphans:  # only removals empty a folder
+                summary["would_remove_dirs"] = len(empty_dirs(self.root, trees, gone=set(orphans)))
             return
         removed: list[str] = []
         for path in orphans:
@@ -214,7 +234,7 @@ class StrmProcessor(Processor):
                 log.warning("strm cleanup could not remove %s: %s", path, exc.strerror)
         summary["removed"] = removed
         removed_dirs = 0
-        for folder in empty_dirs(self.root, trees):
+        for folder in empty_dirs(self.root, trees) if removed else ():
             with contextlib.suppress(OSError):
                 folder.rmdir()
                 removed_dirs += 1

@@ -39,14 +39,14 @@ def write_atomic(path: Path, content: bytes) -> None:
 
     Safe when several threads or processes write the same bytes to one path at once (each
     has its own temp file; ``os.replace`` is atomic), and never leaves a half-written file.
+    No fsync per file: on a NAS that turns a 2,000 files/s export into a few hundred, and a
+    crash can only lose whole files, which the next run writes again (content compare).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -73,11 +73,12 @@ def iter_exported(root: Path, trees: Collection[str]) -> Iterator[str]:
         if not top.is_dir() or top.is_symlink():
             continue
         for dirpath, _dirnames, filenames in os.walk(top, followlinks=False):
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
             for filename in filenames:
                 if filename.endswith(EXPORT_SUFFIXES) or (
                     filename.startswith(".") and filename.endswith(TEMP_SUFFIX)
                 ):
-                    yield Path(dirpath, filename).relative_to(root).as_posix()
+                    yield f"{rel_dir}/{filename}"
 
 
 def empty_dirs(root: Path, trees: Collection[str], gone: Collection[str] = ()) -> list[Path]:
@@ -96,9 +97,11 @@ def empty_dirs(root: Path, trees: Collection[str], gone: Collection[str] = ()) -
             if dirpath == str(top):
                 continue
             children = [d for d in dirnames if os.path.join(dirpath, d) not in emptied]
-            files = [
-                f for f in filenames if Path(dirpath, f).relative_to(root).as_posix() not in gone
-            ]
+            if gone and filenames:
+                rel_dir = Path(dirpath).relative_to(root).as_posix()
+                files = [f for f in filenames if f"{rel_dir}/{f}" not in gone]
+            else:
+                files = filenames
             if not files and not children:
                 emptied.add(dirpath)
                 found.append(Path(dirpath))
