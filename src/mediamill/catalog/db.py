@@ -308,10 +308,10 @@ class Catalog:
             yield from ids
             last = ids[-1]
 
-    def iter_file_rows(self, library_id: int) -> Iterator[tuple[str, int, int, int, bool]]:
-        """``(path, id, size, mtime_ns, present)`` of the library's items in path order (code
-        point order on every database), streamed in keyset pages. Only items that exist when
-        the stream starts are returned, so inserts made while it runs never show up in it."""
+    def iter_file_pages(self, library_id: int) -> Iterator[Sequence[Any]]:
+        """Pages of ``(path, id, size, mtime_ns, present)`` rows of the library's items in path
+        order (code point order on every database), by keyset. Only items that exist when the
+        stream starts are returned, so inserts made while it runs never show up in it."""
         with self.engine.connect() as conn:
             max_id = conn.execute(select(func.max(Item.id))).scalar() or 0
         path = Item.path.collate("C") if self.dialect == "postgresql" else Item.path
@@ -329,9 +329,8 @@ class Catalog:
                 ).all()
             if not rows:
                 return
-            for row in rows:
-                yield row.path, row.id, row.size, row.mtime_ns, bool(row.present)
-            last = rows[-1].path
+            yield rows  # rows index like tuples
+            last = rows[-1][0]
 
     def mark_missing(self, item_ids: Sequence[int]) -> None:
         with self.engine.begin() as conn:

@@ -145,20 +145,17 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _listing(directory: str) -> list[tuple[str, os.DirEntry[str]]]:
-    """A folder's entries in path order: a sub-folder sorts as ``name/``, so walking depth
-    first yields paths in exactly the order the catalog sorts them (code points = UTF-8
-    bytes)."""
+    """A folder's entries in path order, each with its display name (undecodable bytes
+    escaped). A sub-folder sorts as ``name/``, so walking depth first yields paths in exactly
+    the order the catalog sorts them (code points = UTF-8 bytes)."""
     keyed = []
     with os.scandir(directory) as it:
         for entry in it:
             name = entry.name
             if name.startswith(".") or name in IGNORED_NAMES:
                 continue
-            key = _rel_key(name)[0]
-            if entry.is_dir(follow_symlinks=False):
-                key += "/"
-            keyed.append((key, entry))
-    keyed.sort(key=lambda pair: pair[0])
+            keyed.append((_rel_key(name)[0], entry))
+    keyed.sort(key=lambda pair: pair[0] + "/" if pair[1].is_dir(follow_symlinks=False) else pair[0])
     return keyed
 
 
@@ -177,54 +174,58 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
     if not stat.S_ISDIR(root_stat.st_mode):
         raise ScanError(f"library root {root} is not a folder")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
-    stack: list[tuple[str, Iterator[tuple[str, os.DirEntry[str]]]]] = [("", iter(root_listing))]
-    linked: list[tuple[str, str, tuple[int, int]]] = []
+    # (relative path as the OS has it, as the catalog shows it, the folder's sorted entries)
+    stack: list[tuple[str, str, Iterator[tuple[str, os.DirEntry[str]]]]] = [
+        ("", "", iter(root_listing))
+    ]
+    linked: list[tuple[str, str, str, tuple[int, int]]] = []
     while stack or linked:
         if not stack:
-            path, rel, key = linked.pop(0)
+            path, rel, shown, key = linked.pop(0)
             if key in visited:
                 continue
             visited.add(key)
             try:
-                stack.append((rel, iter(_listing(path))))
+                stack.append((rel, shown, iter(_listing(path))))
             except OSError as exc:
-                problems.append((rel, f"unreadable folder: {exc.strerror}"))
+                problems.append((shown, f"unreadable folder: {exc.strerror}"))
             continue
-        rel_dir, entries = stack[-1]
+        rel_dir, shown_dir, entries = stack[-1]
         pair = next(entries, None)
         if pair is None:
             stack.pop()
             continue
-        entry = pair[1]
+        shown_name, entry = pair
         rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        shown = f"{shown_dir}/{shown_name}" if shown_dir else shown_name
         try:
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
                 if not os.path.exists(target):
-                    problems.append((rel, "broken symlink"))
+                    problems.append((shown, "broken symlink"))
                     continue
                 if not _inside(target, real_root):
-                    problems.append((rel, "symlink points outside the library root"))
+                    problems.append((shown, "symlink points outside the library root"))
                     continue
             st = entry.stat()  # follows links (inside the root, checked above)
         except OSError as exc:
-            problems.append((rel, f"unreadable: {exc.strerror}"))
+            problems.append((shown, f"unreadable: {exc.strerror}"))
             continue
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if key in visited:
                 continue  # a link loop, or the same folder reached twice
             if entry.is_symlink():
-                linked.append((entry.path, rel, key))
+                linked.append((entry.path, rel, shown, key))
                 continue
             visited.add(key)
             try:
-                stack.append((rel, iter(_listing(entry.path))))
+                stack.append((rel, shown, iter(_listing(entry.path))))
             except OSError as exc:
-                problems.append((rel, f"unreadable folder: {exc.strerror}"))
+                problems.append((shown, f"unreadable folder: {exc.strerror}"))
         elif stat.S_ISREG(st.st_mode):
-            path, raw = _rel_key(rel)
-            yield FoundFile(path, raw, entry.path, st.st_size, st.st_mtime_ns)
+            raw = os.fsencode(rel) if shown != rel else None
+            yield FoundFile(shown, raw, entry.path, st.st_size, st.st_mtime_ns)
 
 
 class _Changes:
@@ -280,7 +281,9 @@ def scan_folder(
     """
     report = ScanReport(library=library.name)
     changes = _Changes(catalog, library, report, on_progress)
-    known = catalog.iter_file_rows(library.id)  # only items that existed before this scan
+    # only items that existed before this scan (a thread reading ahead was tried: the GIL
+    # makes it slower than reading page by page in line)
+    known = (row for page in catalog.iter_file_pages(library.id) for row in page)
     current = next(known, None)
     unmatched = array("q")  # present items the walk went past: missing, unless found late
     stragglers: list[FoundFile] = []
