@@ -772,27 +772,7 @@ class Catalog:
         elif status:
             cond.append(Result.status == status)
         join = self._join(processor)
-        with self.engine.connect() as conn:
-            total = int(
-                conn.execute(select(func.count()).select_from(join).where(*cond)).scalar_one()
-            )
-            rows = conn.execute(
-                select(
-                    Item.path,
-                    Item.kind,
-                    Item.size,
-                    Result.status,
-                    Result.error,
-                    Result.data,
-                    Result.duration,
-                )
-                .select_from(join)
-                .where(*cond)
-                .order_by(Item.path)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-        return [self._item_row(r) for r in rows], total
+        return self._item_page(join, cond, limit, offset)
 
     def job_items(
         self, job_id: str, *, status: str | None = None, limit: int = 50, offset: int = 0
@@ -802,6 +782,12 @@ class Catalog:
         if status:
             cond.append(Result.status == status)
         join = Result.__table__.join(Item.__table__, Item.id == Result.item_id)
+        return self._item_page(join, cond, limit, offset)
+
+    def _item_page(
+        self, join: Any, cond: list[Any], limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page (by path) of items with a result, and how many match in all."""
         with self.engine.connect() as conn:
             total = int(
                 conn.execute(select(func.count()).select_from(join).where(*cond)).scalar_one()
