@@ -173,19 +173,21 @@ def test_xtream_export_is_a_kodi_library_and_a_rerun_touches_nothing(
     assert f"({ENTRIES} already up to date)" in printed
 
 
-def test_renamed_and_removed_titles_are_previewed_then_cleaned_up(
+def test_renamed_titles_move_and_removed_ones_are_previewed_then_cleaned_up(
     provider: VodServer, tmp_path: Path
 ) -> None:
-    """After the provider renames one title and removes another, the default cleanup lists
-    the stale files and deletes nothing; `--cleanup apply` removes exactly those files and
-    their folders, and leaves every other file untouched."""
+    """After the provider renames one title and removes another: the renamed title's files
+    move to the new name at once; the removed title's files are only listed by the default
+    cleanup (preview) and removed, with their folder, by `--cleanup apply`. Every other file
+    stays untouched."""
     out = tmp_path / "library"
     catalog = provider.catalog
     export(tmp_path, provider.xtream_spec, out)
     old_name = movie_folder(out, catalog.movie_title(RENAMED)[0])
     removed_name = movie_folder(out, catalog.movie_title(REMOVED)[0])
-    stale = movie_files(out, old_name) | movie_files(out, removed_name)
-    assert len(stale) == 4
+    renamed_files = movie_files(out, old_name)
+    stale = movie_files(out, removed_name)
+    assert len(renamed_files) == len(stale) == 2
 
     catalog.renamed[RENAMED] = "A Brand New Name"
     catalog.removed.add(REMOVED)
@@ -198,10 +200,12 @@ def test_renamed_and_removed_titles_are_previewed_then_cleaned_up(
     rows = json.loads(preview_report.read_text(encoding="utf-8"))
     assert {r["path"] for r in rows if r["action"] == "would_remove"} == stale
     after_preview = snapshot(out)
-    assert set(before) <= set(after_preview), "the preview deletes nothing"
     new_name = movie_folder(out, "A Brand New Name")
     assert set(after_preview) - set(before) == movie_files(out, new_name)
-    unchanged = {p: v for p, v in before.items() if p not in stale}
+    assert set(before) - set(after_preview) == renamed_files, "the renamed title moved"
+    assert not (out / "Movies" / old_name).exists(), "its old folder went with it"
+    assert stale <= set(after_preview), "the preview deletes nothing"
+    unchanged = {p: v for p, v in before.items() if p not in renamed_files}
     assert all(after_preview[p] == v for p, v in unchanged.items())
 
     apply_report = tmp_path / "apply.json"
@@ -209,7 +213,6 @@ def test_renamed_and_removed_titles_are_previewed_then_cleaned_up(
     after_apply = snapshot(out)
     assert set(after_preview) - set(after_apply) == stale, "exactly the stale files are removed"
     assert all(after_apply[p] == v for p, v in after_preview.items() if p not in stale)
-    assert not (out / "Movies" / old_name).exists()
     assert not (out / "Movies" / removed_name).exists()
     rows = json.loads(apply_report.read_text(encoding="utf-8"))
     assert {r["path"] for r in rows if r["action"] == "removed"} == stale

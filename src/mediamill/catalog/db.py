@@ -467,6 +467,7 @@ class Catalog:
             mtime_ns=row.mtime_ns,
             fingerprint=row.fingerprint,
             meta=row.meta,
+            previous=row._mapping.get("previous"),
         )
 
     def _selection_filter(
@@ -542,10 +543,12 @@ class Catalog:
         force: bool = False,
         job_id: str | None = None,
         page: int = PAGE,
+        with_previous: bool = False,
     ) -> Iterator[ItemRef]:
-        """Stream the items that need ``processor``, in id order, one page at a time."""
+        """Stream the items that need ``processor``, in id order, one page at a time
+        (with ``with_previous``, each carries the data of its last result)."""
         cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
-        cols = (
+        cols: tuple[Any, ...] = (
             Item.id,
             Item.path,
             Item.path_bytes,
@@ -555,6 +558,8 @@ class Catalog:
             Item.fingerprint,
             Item.meta,
         )
+        if with_previous:
+            cols = (*cols, Result.data.label("previous"))
         last = 0
         while True:
             with self.engine.connect() as conn:

@@ -178,6 +178,7 @@ class Runner:
             root=library.root,
             force=opts.force,
             job_id=self.job_id,
+            with_previous=proc_cls.wants_previous,
         )
         items = itertools.islice(items, to_do)
         actions: Counter[str] = Counter()

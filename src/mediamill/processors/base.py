@@ -56,6 +56,9 @@ class ItemRef:
     mtime_ns: int = 0
     fingerprint: str = ""
     meta: Mapping[str, Any] | None = None
+    #: the data of this processor's last result for the item, for processors that ask for
+    #: it (``wants_previous``): e.g. strm moves the files of a renamed title
+    previous: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +93,8 @@ class Processor:
     #: options that change what ``process`` produces: a result made with other values of
     #: these is not fresh (e.g. strm's ``output``), so the item is processed again
     result_options: ClassVar[tuple[str, ...]] = ()
+    #: hand each item the data of its last result (``ItemRef.previous``)
+    wants_previous: ClassVar[bool] = False
 
     def result_version(self) -> str:
         """The version stored with results: ``version``, plus a digest of the

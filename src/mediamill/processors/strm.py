@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _CLEANUP_MODES = ("off", "preview", "apply")
 _REPORT_LOCK = threading.Lock()
 _PARTS_SUFFIX = ".parts.jsonl"
+_WOULD = {"created": "would_create", "updated": "would_update", "moved": "would_move"}
 
 
 class StrmProcessor(Processor):
@@ -63,6 +64,8 @@ class StrmProcessor(Processor):
     kinds = frozenset({"movie", "episode"})
     #: a dry run plans every file and reports would_create/would_update and the cleanup
     dry_run_processes = True
+    # a renamed title's old files are known from its last result: process moves them
+    wants_previous = True
     # another output folder, layout or URL base makes other files: results made for the old
     # ones are not fresh
     result_options = (
@@ -120,22 +123,56 @@ class StrmProcessor(Processor):
                 strm_change = change
             if change is not Change.UNCHANGED:
                 changed.append(planned_file.path)
+        files = [planned_file.path for planned_file in planned]
+        moved = self._remove_old_files(item, set(files))
         if strm_change is Change.CREATED:
-            action = "created"
+            action = "moved" if moved else "created"
         elif changed:
             action = "updated"
         else:
             action = "unchanged"
         if self.dry_run and action != "unchanged":
-            action = f"would_{action[:-1]}"
-        if changed and self.report is not None:
-            self._journal({"action": action, "key": item.path, "files": changed})
+            action = _WOULD[action]
+        if (changed or moved) and self.report is not None:
+            self._journal({"action": action, "key": item.path, "files": changed + moved})
         return {
             "action": action,
-            "files": [planned_file.path for planned_file in planned],
+            "files": files,
             "written": len(changed),
             "changed": changed,
+            "moved_from": moved,
+            "root": str(self.root),
         }
+
+    def _remove_old_files(self, item: ItemRef, current: set[str]) -> list[str]:
+        """The entry's files from its last export that its new name no longer uses (a
+        renamed title): removed, with folders they leave empty. Only in the same output root,
+        and never a show's tvshow.nfo (other episodes share it; cleanup sees to it)."""
+        previous = item.previous or {}
+        if previous.get("root") != str(self.root):
+            return []
+        old = [
+            rel
+            for rel in previous.get("files", ())
+            if isinstance(rel, str) and rel not in current and not rel.endswith("/tvshow.nfo")
+        ]
+        for rel in old:
+            try:
+                target = resolve_inside(self.root, rel)
+            except UnsafePath:
+                continue
+            if self.dry_run:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            folder = target.parent
+            while self.root not in (folder, folder.parent):  # keep the root and its trees
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
+        return old
 
     def _journal(self, row: Mapping[str, Any]) -> None:
         """Append one change to the report's journal (one line, safe across threads)."""
