@@ -33,6 +33,9 @@ test: lint typecheck unit
 bench: install
 	$(BIN)/python bench/probe.py
 	$(BIN)/python bench/rescan.py
+	$(BIN)/python bench/audio.py
+	$(BIN)/python bench/strm.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
