@@ -230,7 +230,7 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
         raise ValueError(f"{NOT_READABLE}: {_why_nothing_playable(container_name, streams)}")
     media = "video" if any(s["type"] == "video" for s in playable) else "audio"
     tags = _normalise_tags(raw_tags)
-    if use_mutagen and media == "audio":
+    if use_mutagen and media == "audio" and _ffmpeg_loses_something(container_name, streams, tags):
         _merge_mutagen(path, container_name, streams, tags)
     return {
         "media": media,
@@ -386,6 +386,20 @@ def _leading_int(value: Any) -> int | None:
         return value
     match = re.match(r"\s*(\d+)", str(value))
     return int(match.group(1)) if match else None
+
+
+def _ffmpeg_loses_something(
+    container: str, streams: list[dict[str, Any]], tags: Mapping[str, Any]
+) -> bool:
+    """Whether mutagen would read more than FFmpeg did: FFmpeg keeps only the first value of
+    a multi-valued ID3 frame or MP4 atom, joins Vorbis comments with a bare ';', and reports
+    24-bit lossless audio as 32-bit. Elsewhere mutagen's second read of the file adds
+    nothing, and skipping it saves a fifth of the probe's time."""
+    if container == "mp3" or container.startswith("mov,mp4"):
+        return True
+    if any(isinstance(value, str) and ";" in value for value in tags.values()):
+        return True
+    return any(s["type"] == "audio" and s.get("bits_per_sample") == 32 for s in streams)
 
 
 def _merge_mutagen(
