@@ -90,6 +90,7 @@ class StrmProcessor(Processor):
             raise ValueError("option 'cleanup' must be 'off', 'preview' or 'apply'")
         self.dry_run = bool(self.options.get("dry_run", False))
         self.layout = Layout.from_options(self.options)
+        self._checked: dict[str, Path] = {}
         report = self.options.get("report")
         self.report = Path(report).expanduser().absolute() if report else None
         refresh = self.options.get("refresh")
@@ -117,7 +118,7 @@ class StrmProcessor(Processor):
         changed: list[str] = []
         strm_change = Change.UNCHANGED
         for index, planned_file in enumerate(planned):
-            target = resolve_inside(self.root, planned_file.path)
+            target = self._target(planned_file.path)
             change = write_if_changed(target, planned_file.content, dry_run=self.dry_run)
             if index == 0:
                 strm_change = change
@@ -143,6 +144,20 @@ class StrmProcessor(Processor):
             "moved_from": moved,
             "root": str(self.root),
         }
+
+    def _target(self, rel: str) -> Path:
+        """Where a planned file goes: its folder is resolved (links and all) and checked to be
+        inside the output root once per folder, not once per file."""
+        folder_rel, _, name = rel.rpartition("/")
+        folder = self._checked.get(folder_rel)
+        if folder is None:
+            folder = resolve_inside(self.root, folder_rel) if folder_rel else self.root.resolve()
+            if len(self._checked) > 100_000:  # bounded: a huge export re-checks, never grows
+                self._checked.clear()
+            self._checked[folder_rel] = folder
+        if not name or name in (".", "..") or "/" in name or "\x00" in name:
+            raise UnsafePath("computed file name is not a plain name")
+        return folder / name
 
     def _remove_old_files(self, item: ItemRef, current: set[str]) -> list[str]:
         """The entry's files from its last export that its new name no longer uses (a

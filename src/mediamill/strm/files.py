@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from collections.abc import Collection, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +12,8 @@ from pathlib import Path
 #: temp files are ``.<name>.<random>.mmtmp`` next to their target
 TEMP_SUFFIX = ".mmtmp"
 EXPORT_SUFFIXES = (".strm", ".nfo")
+#: unique temp names within this process (threads included; itertools.count is atomic in CPython)
+_TEMP_IDS = itertools.count()
 
 
 class Change(StrEnum):
@@ -42,12 +44,16 @@ def write_atomic(path: Path, content: bytes) -> None:
     No fsync per file: on a NAS that turns a 2,000 files/s export into a few hundred, and a
     crash can only lose whole files, which the next run writes again (content compare).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = path.parent / f".{path.name[:64]}.{os.getpid()}-{next(_TEMP_IDS)}{TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileNotFoundError:  # a new folder: make it (only now, not before every write)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
