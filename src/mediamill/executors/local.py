@@ -418,7 +418,20 @@ class ProcessPool(_Pool):
                     f"timed out after {self.item_timeout:g} s (worker process killed and replaced)",
                 )
             elif not slot.handle.is_alive() or slot.conn is None:
+                # what the worker said before it died may still sit in the pipe: take it
+                # first, or the item it finished last would be blamed for the crash
+                self._handle(self._drain(slot))
                 self._replace(slot, self._dead(slot) or "worker process lost")
+
+    @staticmethod
+    def _drain(slot: _Slot) -> list[tuple[_Slot, tuple[Any, ...]]]:
+        out: list[tuple[_Slot, tuple[Any, ...]]] = []
+        if slot.conn is None:
+            return out
+        with contextlib.suppress(EOFError, OSError):
+            while slot.conn.poll():
+                out.append((slot, slot.conn.recv()))
+        return out
 
     def _discard(self, slot: _Slot) -> None:
         if slot.conn is not None:

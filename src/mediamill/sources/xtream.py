@@ -155,8 +155,12 @@ class XtreamSource:
         categories = self._categories(http, "get_vod_categories")
         metas: list[dict[str, Any]] = []
         skipped = 0
-        for row in self._list(http, "get_vod_streams"):
-            meta = self._movie_meta(row, categories)
+        # rows and metas are consumed as they are used (pop), so a 100,000-movie answer is
+        # never held twice: memory peaks at one copy, not at raw rows + metas + entries
+        rows = self._list(http, "get_vod_streams")
+        rows.reverse()
+        while rows:
+            meta = self._movie_meta(rows.pop(), categories)
             if meta is None:
                 skipped += 1
             else:
@@ -164,7 +168,9 @@ class XtreamSource:
         if skipped:
             log.warning("%s: %d movies without a stream id were skipped", self.name, skipped)
         mark_ambiguous(metas, movie_group, lambda m: str(m["id"]))
-        for meta in metas:
+        metas.reverse()
+        while metas:
+            meta = metas.pop()
             if self.vod_info:
                 self._add_vod_info(http, meta)
             yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
