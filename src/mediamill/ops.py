@@ -45,7 +45,9 @@ def resolve_library(
     """The library for a folder path, a source spec, or an existing library's name."""
     if is_source(target):
         source = _open_source(target, source_options)
-        return catalog.add_library(source.name, name=name, kind="source")
+        return catalog.add_library(
+            source.name, name=name or source_label(source.name), kind="source"
+        )
     if os.path.isdir(target):
         return library_for_folder(catalog, target, name=name)
     by_name = catalog.library_by_name(target)
@@ -71,6 +73,16 @@ def refresh_library(
         source = _open_source(spec or library.root, source_options)
         return catalog.sync_entries(library.id, source.iter_entries())
     return scan_folder(catalog, library, on_progress=on_progress).as_dict()
+
+
+def source_label(spec: str) -> str:
+    """A readable library name for a source: ``xtream 10.0.0.5:8080``, ``m3u vod.m3u``."""
+    from urllib.parse import urlsplit
+
+    family, _, rest = spec.partition("+")
+    parts = urlsplit(rest)
+    where = parts.netloc.rsplit("@", 1)[-1] if parts.scheme != "file" else ""
+    return f"{family} {where or os.path.basename(parts.path) or rest}".strip()
 
 
 def _open_source(spec: str, options: Mapping[str, Any] | None) -> Any:
