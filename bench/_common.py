@@ -6,16 +6,18 @@ Every timed tool runs as a child process, measured the same way: wall-clock seco
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,3 +148,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
 def print_summary(summary: Mapping[str, object]) -> None:
     """The one-line JSON summary every benchmark ends with."""
     print("SUMMARY " + json.dumps(summary, sort_keys=True))
+
+
+def run_in_temp(
+    name: str, args: argparse.Namespace, bench: Callable[[argparse.Namespace, Path], int]
+) -> int:
+    """Run ``bench`` in a fresh temp dir (under ``args.dir`` if given), removed afterwards
+    unless ``args.keep``."""
+    base = Path(tempfile.mkdtemp(prefix=f"mediamill-bench-{name}-", dir=args.dir))
+    try:
+        return bench(args, base)
+    finally:
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)

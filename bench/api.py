@@ -21,11 +21,9 @@ import argparse
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import isolated_env, machine, print_summary, print_table, verdict
+from _common import isolated_env, machine, print_summary, print_table, run_in_temp, verdict
 
 TOKEN = "bench-token-0123456789"  # noqa: S105 - a throwaway server's token
 P99_TARGET_MS = 50.0
@@ -273,15 +271,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> int:
-    args = parse_args()
-    base = Path(tempfile.mkdtemp(prefix="mediamill-bench-api-", dir=args.dir))
-    try:
-        return bench(args, base)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    return run_in_temp("api", parse_args(), bench)
 
 
 def bench(args: argparse.Namespace, base: Path) -> int:

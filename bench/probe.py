@@ -24,7 +24,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from _common import (
     median,
     print_summary,
     print_table,
+    run_in_temp,
     run_measured,
     venv_bin,
     verdict,
@@ -186,15 +186,7 @@ def import_seconds(work: Path) -> float:
 
 
 def main() -> int:
-    args = parse_args()
-    base = Path(tempfile.mkdtemp(prefix="mediamill-bench-probe-", dir=args.dir))
-    try:
-        return bench(args, base)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    return run_in_temp("probe", parse_args(), bench)
 
 
 def bench(args: argparse.Namespace, base: Path) -> int:

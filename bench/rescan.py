@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from _common import (
     median,
     print_summary,
     print_table,
+    run_in_temp,
     run_measured,
     venv_bin,
     verdict,
@@ -234,15 +234,7 @@ def bench_size(n: int, args: argparse.Namespace, work: Path, sources: list[Path]
 
 
 def main() -> int:
-    args = parse_args()
-    base = Path(tempfile.mkdtemp(prefix="mediamill-bench-rescan-", dir=args.dir))
-    try:
-        return bench(args, base)
-    finally:
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    return run_in_temp("rescan", parse_args(), bench)
 
 
 def bench(args: argparse.Namespace, base: Path) -> int:
