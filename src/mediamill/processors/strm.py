@@ -152,7 +152,7 @@ class StrmProcessor(Processor):
         folder = self._checked.get(folder_rel)
         if folder is None:
             folder = resolve_inside(self.root, folder_rel) if folder_rel else self.root.resolve()
-            if len(self._checked) > 100_000:  # bounded: a huge export re-checks, never grows
+            if len(self._checked) > 4096:  # an entry's files share one folder: a small cache
                 self._checked.clear()
             self._checked[folder_rel] = folder
         if not name or name in (".", "..") or "/" in name or "\x00" in name:
