@@ -117,6 +117,8 @@ class Runner:
         }
         processor_options["dry_run"] = opts.dry_run
         proc_cls = registry.get(job["processor"])
+        if job["options"].get("workers") is None and proc_cls.default_workers:
+            opts.workers = proc_cls.default_workers
         library = self.catalog.library(job["library_id"]) if job["library_id"] else None
         if library is None:
             raise RuntimeError("the job's library no longer exists")

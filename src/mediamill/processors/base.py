@@ -90,6 +90,9 @@ class Processor:
     #: items per batch unless the user says otherwise: small for slow items (so workers
     #: share the work evenly), larger for fast ones (less dispatch overhead)
     batch_size: ClassVar[int | None] = None
+    #: workers unless the user says otherwise (``None``: one per core). Work that is bound by
+    #: the file system's metadata (creating files) gains nothing from more: it contends
+    default_workers: ClassVar[int | None] = None
     #: options that change what ``process`` produces: a result made with other values of
     #: these is not fresh (e.g. strm's ``output``), so the item is processed again
     result_options: ClassVar[tuple[str, ...]] = ()

@@ -64,6 +64,10 @@ class StrmProcessor(Processor):
     kinds = frozenset({"movie", "episode"})
     #: a dry run plans every file and reports would_create/would_update and the cleanup
     dry_run_processes = True
+    # creating files is bound by the file system (metadata locks, writeback), not by this
+    # process: more writers add contention, and one steady writer is what a NAS wants.
+    # --workers still raises it.
+    default_workers = 1
     # a renamed title's old files are known from its last result: process moves them
     wants_previous = True
     # another output folder, layout or URL base makes other files: results made for the old
