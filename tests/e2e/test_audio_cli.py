@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mediamill.testing.music import TrackSpec, make_track
+from tests.helpers.cli import mediamill
 
-ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 12.0
 #: (file name, bpm, key, scale, loudness); the keys form one Camelot chain 8A-8B-9B-10B-10A
 TRACKS = (
@@ -33,20 +30,6 @@ CAMELOT = {
     ("B", "minor"): (10, "A"),
 }
 BPM_RANGE = (118, 132)
-
-
-def mediamill(*args: str, db: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MEDIAMILL_DB": db, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mediamill", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def compatible(a: tuple[int, str], b: tuple[int, str]) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,26 +14,7 @@ from sqlalchemy import func, select
 from mediamill.catalog.db import Catalog
 from mediamill.catalog.models import Result
 from tests.conftest import make_files
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def mediamill(
-    *args: str, db: str, check: bool = True, **kw: object
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MEDIAMILL_DB": db, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mediamill", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-        **kw,
-    )  # type: ignore[call-overload]
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
+from tests.helpers.cli import cli_env, mediamill
 
 
 def test_run_probe_then_export_jsonl(media_library: Path, sqlite_url: str) -> None:
@@ -104,7 +84,7 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_losses(
         "--set",
         f"process_log={log}",
     )
-    env = {**os.environ, "MEDIAMILL_DB": sqlite_url, "PYTHONPATH": str(ROOT)}
+    env = cli_env(sqlite_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mediamill", *args],
         env=env,
@@ -160,7 +140,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, sqlit
         "--set",
         "delay=0.02",
     )
-    env = {**os.environ, "MEDIAMILL_DB": sqlite_url, "PYTHONPATH": str(ROOT)}
+    env = cli_env(sqlite_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mediamill", *args],
         env=env,

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
+from tests.helpers.cli import mediamill as run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 MOVIES, SERIES, EPISODES_PER_SERIES = 30, 3, 4
 ENTRIES = MOVIES + SERIES * EPISODES_PER_SERIES
 #: movie indexes that are neither one of a duplicate pair (every 10th, +1) nor a nasty name
@@ -42,29 +41,18 @@ def provider() -> Iterator[VodServer]:
 def mediamill(
     tmp: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m mediamill ARGS`` with its own catalog at ``tmp/c.db``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_")}
-    pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
-    child_env = {
-        **base,
-        "MEDIAMILL_DB": f"sqlite:///{tmp}/c.db",
-        "MEDIAMILL_HOME": str(tmp / "home"),
-        "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
-        "PYTHONPATH": os.pathsep.join(pythonpath),
-        "COLUMNS": "400",  # Rich wraps long lines at 80 columns when stdout is not a terminal
-        **(env or {}),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "mediamill", *args],
-        capture_output=True,
-        text=True,
-        env=child_env,
+    """``python -m mediamill ARGS`` with its own catalog at ``tmp/c.db`` and data dir."""
+    return run_cli(
+        *args,
+        db=f"sqlite:///{tmp}/c.db",
+        check=check,
         timeout=120,
-        check=False,
+        env={
+            "MEDIAMILL_HOME": str(tmp / "home"),
+            "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
+            **(env or {}),
+        },
     )
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def export(tmp: Path, spec: str, out: Path, *args: str) -> str:

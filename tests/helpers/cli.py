@@ -1,0 +1,46 @@
+"""Run `python -m mediamill` as a user would, with its own catalog and a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env(db: str, **extra: str) -> dict[str, str]:
+    """This environment minus any MEDIAMILL_* setting of the machine, plus the catalog ``db``;
+    wide enough that Rich never wraps a line."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_")}
+    pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
+    return {
+        **base,
+        "MEDIAMILL_DB": db,
+        "PYTHONPATH": os.pathsep.join(pythonpath),
+        "COLUMNS": "400",  # Rich wraps long lines at 80 columns when stdout is not a terminal
+        **extra,
+    }
+
+
+def mediamill(
+    *args: str,
+    db: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m mediamill ARGS``; with ``check``, a non-zero exit fails the test with its
+    output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mediamill", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(db, **(env or {})),
+        timeout=timeout,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
