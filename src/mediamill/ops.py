@@ -28,11 +28,10 @@ class TargetError(ValueError):
 
 
 def is_source(target: str) -> bool:
-    try:
-        from mediamill.sources import is_source_spec
-    except ImportError:  # pragma: no cover - sources package always ships
-        return False
-    return bool(is_source_spec(target))
+    """Whether ``target`` names a VOD source (``xtream+http://…``) rather than a folder."""
+    from mediamill.sources import is_source_spec
+
+    return is_source_spec(target)
 
 
 def resolve_library(

@@ -16,12 +16,16 @@ changes when something real changes.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mediamill.sources.base import SourceEntry, SourceError
 from mediamill.strm.names import split_year, title_key
+
+log = logging.getLogger(__name__)
 
 
 def as_str(value: Any) -> str | None:
@@ -110,3 +114,23 @@ def movie_group(meta: dict[str, Any]) -> str:
 
 def show_group(meta: dict[str, Any]) -> str:
     return title_key(str(meta.get("show") or ""), meta.get("show_year"))
+
+
+def episode_entries(
+    source: str,
+    shows: Iterable[dict[str, Any]],
+    episodes_of: Callable[[dict[str, Any]], Iterable[dict[str, Any]]],
+    on_series_error: str,
+) -> Iterator[SourceEntry]:
+    """Every episode of every show as an entry. A show whose episodes cannot be read stops
+    the read (``on_series_error="fail"``) or is skipped with a warning (``"skip"``)."""
+    for show in shows:
+        try:
+            episodes = episodes_of(show)
+        except SourceError as exc:
+            if on_series_error == "fail":
+                raise
+            log.warning("%s: series %s skipped: %s", source, show["show_id"], exc)
+            continue
+        for meta in episodes:
+            yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)

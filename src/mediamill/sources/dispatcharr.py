@@ -22,6 +22,7 @@ from mediamill.sources._vod import (
     as_str,
     as_year,
     compact,
+    episode_entries,
     mark_ambiguous,
     movie_group,
     show_group,
@@ -253,16 +254,12 @@ class DispatcharrSource:
                 )
             )
         mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
-        for show in shows:
-            try:
-                episodes = self._series_episodes(http, show, accounts)
-            except SourceError as exc:
-                if self.on_series_error == "fail":
-                    raise
-                log.warning("%s: series %s skipped: %s", self.name, show["show_id"], exc)
-                continue
-            for meta in episodes:
-                yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)
+        yield from episode_entries(
+            self.name,
+            shows,
+            lambda show: self._series_episodes(http, show, accounts),
+            self.on_series_error,
+        )
 
     def _series_episodes(
         self, http: HttpFetcher, show: dict[str, Any], accounts: Mapping[str, Mapping[str, str]]

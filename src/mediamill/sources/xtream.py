@@ -21,6 +21,7 @@ from mediamill.sources._vod import (
     as_str,
     as_year,
     compact,
+    episode_entries,
     mark_ambiguous,
     movie_group,
     show_group,
@@ -255,16 +256,9 @@ class XtreamSource:
             )
             shows.append(show)
         mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
-        for show in shows:
-            try:
-                episodes = self._series_episodes(http, show)
-            except SourceError as exc:
-                if self.on_series_error == "fail":
-                    raise
-                log.warning("%s: series %s skipped: %s", self.name, show["show_id"], exc)
-                continue
-            for meta in episodes:
-                yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)
+        yield from episode_entries(
+            self.name, shows, lambda show: self._series_episodes(http, show), self.on_series_error
+        )
 
     def _series_episodes(self, http: HttpFetcher, show: dict[str, Any]) -> list[dict[str, Any]]:
         data = self._call(http, "get_series_info", series_id=str(show["show_id"]))
