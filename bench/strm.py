@@ -19,10 +19,6 @@ Targets: (a)'s files/s at least half of (b)'s; (d) <= 20% of (a) and 0 files wri
 RSS of the mediamill child < 300 MB. Prints a table, PASS/FAIL per target and a
 ``SUMMARY {json}`` line.
 
-If the CLI rejects its own options for a source spec (``unknown xtream source options``),
-(a) and (d) fall back to a child that runs the CLI's path (scan, job, run) through
-``mediamill.ops`` with the source options kept apart, and the summary says so.
-
 Run: ``.venv/bin/python bench/strm.py [--movies 100000] [--episodes 20000] [--keep]``.
 """
 
@@ -61,28 +57,6 @@ MAX_RERUN_SHARE = 0.20  # (d) seconds over (a) seconds
 MAX_RSS_MB = 300.0
 EPISODES_PER_SERIES = 20
 PLUGIN_THREADS, PLUGIN_BATCH, PLUGIN_SLEEP = 4, 100, 0.010
-
-# The CLI's `run` path (cli/run.py) in a child, with only the source's own options given to
-# the source; used when the CLI itself refuses the command.
-DRIVER = """\
-import json, sys, time
-from mediamill import ops
-from mediamill.catalog.db import Catalog
-from mediamill.settings import load
-
-spec, out, db = sys.argv[1:4]
-source_options = {"rate": 0}
-settings = load(db=db)
-catalog = Catalog.open(settings.db_url())
-library = ops.resolve_library(catalog, spec, source_options=source_options)
-scanned = ops.refresh_library(catalog, library, source_options=source_options)
-job_id, _ = ops.prepare_job(
-    catalog, "strm", library, options={"output": out, "rate": 0}, settings=settings
-)
-job = ops.run_job(catalog, job_id, settings=settings)
-print(json.dumps({"scanned": scanned, "status": job["status"]}))
-sys.exit(0 if job["status"] == "completed" else 1)
-"""
 
 
 def read_entries(spec: str) -> tuple[list[SourceEntry], float]:
@@ -150,15 +124,10 @@ def timed(func: Any, *args: Any) -> float:
     return time.perf_counter() - start
 
 
-def run_mediamill(
-    spec: str, out: Path, db: Path, env: dict[str, str], *, driver: bool
-) -> tuple[Measured, float]:
+def run_mediamill(spec: str, out: Path, db: Path, env: dict[str, str]) -> tuple[Measured, float]:
     """One export in a child; returns its measurement and its wall-clock start (epoch)."""
-    if driver:
-        cmd: list[str] = [sys.executable, "-c", DRIVER, spec, str(out), f"sqlite:///{db}"]
-    else:
-        cmd = [sys.executable, "-m", "mediamill", "run", "strm", spec, "--output", str(out)]
-        cmd += ["-q", "--set", "rate=0", "--db", f"sqlite:///{db}"]
+    cmd = [sys.executable, "-m", "mediamill", "run", "strm", spec, "--output", str(out)]
+    cmd += ["-q", "--set", "rate=0", "--db", f"sqlite:///{db}"]
     launched = time.time()
     return run_measured(cmd, env=env, cwd=out.parent, check=False), launched
 
@@ -214,16 +183,9 @@ def main() -> int:
 
             (work / "a").mkdir()
             db = work / "a.db"
-            first, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=False)
-            driver = first.returncode == 2 and "source options" in first.stderr
-            if driver:
-                figures["cli_error"] = first.stderr.strip()
-                print(f"the CLI refused the command ({first.stderr.strip()}); using ops driver")
-                db.unlink(missing_ok=True)
-                first, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=True)
+            first, launched = run_mediamill(spec, work / "a" / "out", db, env)
             if first.returncode != 0:
                 raise RuntimeError(f"mediamill failed:\n{first.stderr[-3000:]}{first.stdout}")
-            figures["mode"] = "ops driver (CLI broken)" if driver else "cli"
             figures["phases_a"] = job_phases(db, launched)
             files = count_files(work / "a" / "out")
             before = mtimes(work / "a" / "out")
@@ -233,7 +195,7 @@ def main() -> int:
             plugin = timed(write_plugin_style, work / "c", entries)
             plugin_files = count_files(work / "c")
 
-            again, launched = run_mediamill(spec, work / "a" / "out", db, env, driver=driver)
+            again, launched = run_mediamill(spec, work / "a" / "out", db, env)
             if again.returncode != 0:
                 raise RuntimeError(f"re-run failed:\n{again.stderr[-3000:]}{again.stdout}")
             figures["phases_d"] = job_phases(db, launched)
