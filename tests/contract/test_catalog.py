@@ -125,3 +125,49 @@ def test_job_states_change_only_along_allowed_transitions(catalog: Catalog) -> N
     assert job["status"] == "completed"
     assert job["completed_at"] is not None
     assert not transition(catalog, job_id, JobStatus.RUNNING)
+
+
+def test_a_new_sqlite_catalog_has_the_schema_that_migrating_step_by_step_gives(
+    tmp_path: Path,
+) -> None:
+    """A new embedded catalog is created from the models and stamped, not migrated; both
+    ways must give the same tables, columns, indexes and constraints."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.command import upgrade as alembic_upgrade
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine, inspect, text
+
+    from mediamill.catalog import db
+    from mediamill.catalog.models import Base
+
+    created = Catalog.open(f"sqlite:///{tmp_path / 'created.db'}")
+    migrated_engine = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with migrated_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic_upgrade(cfg, "head")
+
+    def schema(engine: object) -> dict[str, object]:
+        insp = inspect(engine)
+        return {
+            table: (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+                sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)),
+                sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+                sorted(
+                    (f["referred_table"], tuple(f["constrained_columns"]))
+                    for f in insp.get_foreign_keys(table)
+                ),
+            )
+            for table in sorted(insp.get_table_names())
+        }
+
+    assert schema(created.engine) == schema(migrated_engine)
+    with migrated_engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    with created.engine.connect() as conn:
+        stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert stamped == [HEAD_REVISION]  # so Alembic takes it from here at the next migration
+    created.close()

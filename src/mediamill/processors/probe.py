@@ -28,6 +28,7 @@ keeps FFmpeg's reading only.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -244,38 +245,46 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
     }
 
 
-def _describe_stream(stream: Any) -> dict[str, Any]:
-    info: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
-    disposition = int(stream.disposition)
+@functools.cache
+def _disposition_bits() -> tuple[int, int, int]:
     from av.stream import Disposition
 
+    return int(Disposition.default), int(Disposition.forced), int(Disposition.attached_pic)
+
+
+def _describe_stream(stream: Any) -> dict[str, Any]:
+    info: dict[str, Any] = dict.fromkeys(_STREAM_KEYS)
+    default, forced, attached_pic = _disposition_bits()
+    disposition = int(stream.disposition)
     context = stream.codec_context
     language = stream.language
+    metadata = stream.metadata  # PyAV builds a new dict on every access
+    stream_type = stream.type
     info.update(
         index=stream.index,
-        type=stream.type,
+        type=stream_type,
         codec=context.codec.canonical_name if context is not None else None,
         profile=stream.profile,
         language=None if language in (None, "", "und") else language,
-        title=stream.metadata.get("title"),
-        default=bool(disposition & Disposition.default),
-        forced=bool(disposition & Disposition.forced),
-        attached_pic=bool(disposition & Disposition.attached_pic),
-        duration=_stream_duration(stream),
+        title=metadata.get("title"),
+        default=bool(disposition & default),
+        forced=bool(disposition & forced),
+        attached_pic=bool(disposition & attached_pic),
+        duration=_stream_duration(stream, metadata),
     )
     if context is None:
         return info
     info["bit_rate"] = context.bit_rate
-    if stream.type == "audio":
-        layout = context.layout
+    if stream_type == "audio":
+        layout = context.layout.name
         info.update(
             channels=context.channels or None,
             # "2 channels" is FFmpeg's name for channels without positions (ffprobe: unknown)
-            channel_layout=None if _UNPOSITIONED.fullmatch(layout.name) else layout.name,
+            channel_layout=None if _UNPOSITIONED.fullmatch(layout) else layout,
             sample_rate=context.sample_rate or None,
             bits_per_sample=_bits_per_sample(info["codec"], context),
         )
-    elif stream.type == "video":
+    elif stream_type == "video":
         rate = stream.average_rate or stream.guessed_rate
         info.update(
             width=context.width or None,
@@ -290,11 +299,13 @@ _UNPOSITIONED = re.compile(r"\d+ channels?")
 _HMS = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
-def _stream_duration(stream: Any) -> float | None:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
+def _stream_duration(stream: Any, metadata: Mapping[str, str]) -> float | None:
+    duration, time_base = stream.duration, stream.time_base
+    if duration and time_base:
+        # int / int is correctly rounded: the same float as float(duration * time_base)
+        return float(duration * time_base.numerator / time_base.denominator)
     # Matroska stores each track's length only as a "DURATION" tag, e.g. 00:00:00.521000000
-    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    tag = metadata.get("DURATION") or metadata.get("duration")
     match = _HMS.fullmatch(tag.strip()) if tag else None
     if not match:
         return None
@@ -340,10 +351,11 @@ def _normalise_tags(sources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for source in sources:
         for raw_key, raw_value in source.items():
             key = _tag_name(raw_key)
-            value = _tag_value(raw_value)
-            if key in _NOT_TAGS or not value or key in tags:
+            if key in _NOT_TAGS or key in tags:
                 continue
-            tags[key] = value
+            value = raw_value.strip() if type(raw_value) is str else _tag_value(raw_value)
+            if value:
+                tags[key] = value
     return _typed_tags(tags)
 
 

@@ -14,9 +14,8 @@ import stat
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-
-import filetype
 
 from mediamill.catalog.db import Catalog, LibraryRef
 
@@ -94,15 +93,32 @@ def kind_from_extension(name: str) -> str:
     return KIND_BY_EXTENSION.get(ext.lower(), "other") if dot else "other"
 
 
-def sniff_kind(abspath: str) -> str | None:
-    """The kind a file's first bytes say, or ``None`` when they say nothing we know."""
+#: leading bytes of the audio/video containers of most libraries: a file named as audio or
+#: video that starts with one of these is what its name says, with no need to ask filetype
+_AV_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (0, b"ID3"),  # mp3 (and flac/aac with an ID3 tag)
+    (0, b"fLaC"),
+    (0, b"OggS"),  # ogg, opus, ogv
+    (0, b"\x1a\x45\xdf\xa3"),  # matroska, webm
+    (4, b"ftyp"),  # mp4, m4a, mov, 3gp
+    (0, b"RIFF"),  # wav, avi (webp is RIFF too: checked below)
+    (0, b"\x30\x26\xb2\x75"),  # asf, wma, wmv
+)
+
+
+def _head(abspath: str) -> bytes:
     try:
         with open(abspath, "rb") as fh:
-            head = fh.read(SNIFF_BYTES)
+            return fh.read(SNIFF_BYTES)
     except OSError:
-        return None
+        return b""
+
+
+def _kind_of_head(head: bytes) -> str | None:
     if not head:
         return None
+    import filetype  # only for heads the magic numbers above do not settle
+
     guess = filetype.guess(head)
     if guess is None:
         return None
@@ -121,7 +137,10 @@ def detect_kind(name: str, abspath: str, size: int) -> str:
     by_name = kind_from_extension(name)
     if size == 0:
         return by_name
-    by_content = sniff_kind(abspath)
+    head = _head(abspath)
+    if by_name in _AV and _starts_as_av(head):
+        return by_name  # the common case, decided without filetype's hundred matchers
+    by_content = _kind_of_head(head)
     if by_content is None:
         return by_name
     if by_content == "archive":
@@ -131,39 +150,64 @@ def detect_kind(name: str, abspath: str, size: int) -> str:
     return by_content
 
 
-def _rel_key(rel: str) -> tuple[str, bytes | None]:
+#: ISO-BMFF brands of still images (HEIF, AVIF): ``ftyp`` alone does not make a video
+_IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
+
+
+def _starts_as_av(head: bytes) -> bool:
+    if head[:4] == b"RIFF" and head[8:12] not in (b"WAVE", b"AVI "):
+        return False
+    if head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
+        return False
+    return any(head.startswith(magic, at) for at, magic in _AV_MAGIC)
+
+
+def _shown_name(name: str) -> str:
+    """A name as the catalog shows it: undecodable bytes escaped (``\\xff``)."""
     try:
-        rel.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
-        raw = os.fsencode(rel)
-        return raw.decode("utf-8", "backslashreplace"), raw
-    return rel, None
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _listing(directory: str) -> list[tuple[str, os.DirEntry[str]]]:
-    """A folder's entries in path order, each with its display name (undecodable bytes
-    escaped). A sub-folder sorts as ``name/``, so walking depth first yields paths in exactly
-    the order the catalog sorts them (code points = UTF-8 bytes)."""
+_by_sort_key = itemgetter(0)
+
+
+def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
+    """A folder's entries in path order as ``(sort key, shown name, is a folder, entry)``.
+
+    A sub-folder sorts as ``name/``, so walking depth first yields paths in exactly the order
+    the catalog sorts them (code points = UTF-8 bytes)."""
     keyed = []
     with os.scandir(directory) as it:
         for entry in it:
             name = entry.name
-            if name.startswith(".") or name in IGNORED_NAMES:
+            if name[0] == "." or name in IGNORED_NAMES:
                 continue
-            keyed.append((_rel_key(name)[0], entry))
-    keyed.sort(key=lambda pair: pair[0] + "/" if pair[1].is_dir(follow_symlinks=False) else pair[0])
+            shown = name if name.isascii() else _shown_name(name)
+            if entry.is_dir(follow_symlinks=False):
+                keyed.append((shown + "/", shown, True, entry))
+            else:
+                keyed.append((shown, shown, False, entry))
+    keyed.sort(key=_by_sort_key)
     return keyed
 
 
-def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
+#: one file the walk found: (path as the catalog shows it, size, mtime_ns, its DirEntry)
+Found = tuple[str, int, int, os.DirEntry[str]]
+
+
+def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
     """Every regular file under ``root``, in path order, links resolved inside the root only.
 
     Folders reached through a link are walked after every real folder (so a folder's own path
-    wins over an alias of it); their files come last, out of path order.
+    wins over an alias of it); their files come last, out of path order. Files are plain
+    tuples, with one ``stat`` each: an unchanged rescan spends its time here.
     """
     real_root = os.path.realpath(root)
     try:
@@ -174,58 +218,68 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[FoundFile]:
     if not stat.S_ISDIR(root_stat.st_mode):
         raise ScanError(f"library root {root} is not a folder")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
-    # (relative path as the OS has it, as the catalog shows it, the folder's sorted entries)
-    stack: list[tuple[str, str, Iterator[tuple[str, os.DirEntry[str]]]]] = [
-        ("", "", iter(root_listing))
+    # (prefix of the shown paths in a folder, that folder's remaining sorted entries)
+    stack: list[tuple[str, Iterator[tuple[str, str, bool, os.DirEntry[str]]]]] = [
+        ("", iter(root_listing))
     ]
-    linked: list[tuple[str, str, str, tuple[int, int]]] = []
+    linked: list[tuple[str, str, tuple[int, int]]] = []  # (path, shown path, folder key)
+    is_regular, is_folder = stat.S_ISREG, stat.S_ISDIR
+
+    def descend(path: str, shown: str) -> None:
+        try:
+            stack.append((shown + "/", iter(_listing(path))))
+        except OSError as exc:
+            problems.append((shown, f"unreadable folder: {exc.strerror}"))
+
     while stack or linked:
         if not stack:
-            path, rel, shown, key = linked.pop(0)
-            if key in visited:
-                continue
-            visited.add(key)
-            try:
-                stack.append((rel, shown, iter(_listing(path))))
-            except OSError as exc:
-                problems.append((shown, f"unreadable folder: {exc.strerror}"))
+            path, shown, key = linked.pop(0)
+            if key not in visited:
+                visited.add(key)
+                descend(path, shown)
             continue
-        rel_dir, shown_dir, entries = stack[-1]
-        pair = next(entries, None)
-        if pair is None:
+        prefix, entries = stack[-1]
+        for _key, name, is_dir, entry in entries:
+            shown = prefix + name
+            try:
+                if is_dir:
+                    st = entry.stat(follow_symlinks=False)
+                else:
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if not os.path.exists(target):
+                            problems.append((shown, "broken symlink"))
+                            continue
+                        if not _inside(target, real_root):
+                            problems.append((shown, "symlink points outside the library root"))
+                            continue
+                    st = entry.stat()  # follows links (inside the root, checked above)
+            except OSError as exc:
+                problems.append((shown, f"unreadable: {exc.strerror}"))
+                continue
+            mode = st.st_mode
+            if is_regular(mode):
+                yield shown, st.st_size, st.st_mtime_ns, entry
+            elif is_folder(mode):
+                key = (st.st_dev, st.st_ino)
+                if key in visited:
+                    continue  # a link loop, or the same folder reached twice
+                if not is_dir:  # a link to a folder: walked after the real ones
+                    linked.append((entry.path, shown, key))
+                    continue
+                visited.add(key)
+                descend(entry.path, shown)
+                break  # depth first: this folder's entries resume after the sub-folder's
+        else:
             stack.pop()
-            continue
-        shown_name, entry = pair
-        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-        shown = f"{shown_dir}/{shown_name}" if shown_dir else shown_name
-        try:
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if not os.path.exists(target):
-                    problems.append((shown, "broken symlink"))
-                    continue
-                if not _inside(target, real_root):
-                    problems.append((shown, "symlink points outside the library root"))
-                    continue
-            st = entry.stat()  # follows links (inside the root, checked above)
-        except OSError as exc:
-            problems.append((shown, f"unreadable: {exc.strerror}"))
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in visited:
-                continue  # a link loop, or the same folder reached twice
-            if entry.is_symlink():
-                linked.append((entry.path, rel, shown, key))
-                continue
-            visited.add(key)
-            try:
-                stack.append((rel, shown, iter(_listing(entry.path))))
-            except OSError as exc:
-                problems.append((shown, f"unreadable folder: {exc.strerror}"))
-        elif stat.S_ISREG(st.st_mode):
-            raw = os.fsencode(rel) if shown != rel else None
-            yield FoundFile(shown, raw, entry.path, st.st_size, st.st_mtime_ns)
+
+
+def found_file(found: Found, real_root: str) -> FoundFile:
+    """The full record of a file the walk found (made only for new and changed files)."""
+    shown, size, mtime_ns, entry = found
+    rel = entry.path[len(real_root) + 1 :]  # every walked path starts with the real root
+    raw = os.fsencode(rel) if rel != shown else None  # the name is not valid UTF-8
+    return FoundFile(shown, raw, entry.path, size, mtime_ns)
 
 
 class _Changes:
@@ -237,13 +291,15 @@ class _Changes:
         library: LibraryRef,
         report: ScanReport,
         on_progress: Callable[[ScanReport], None] | None,
+        real_root: str,
     ) -> None:
         self.catalog, self.library, self.report = catalog, library, report
-        self.on_progress = on_progress
+        self.on_progress, self.real_root = on_progress, real_root
         self.new: list[dict[str, object]] = []
         self.changed: list[dict[str, object]] = []
 
-    def add(self, found: FoundFile, old_id: int | None) -> None:
+    def add(self, found_entry: Found, old_id: int | None) -> None:
+        found = found_file(found_entry, self.real_root)
         row: dict[str, object] = {
             "path": found.path,
             "path_bytes": found.path_bytes,
@@ -280,28 +336,30 @@ def scan_folder(
     links) are matched by lookup at the end.
     """
     report = ScanReport(library=library.name)
-    changes = _Changes(catalog, library, report, on_progress)
+    real_root = os.path.realpath(library.root)
+    changes = _Changes(catalog, library, report, on_progress, real_root)
     # only items that existed before this scan (a thread reading ahead was tried: the GIL
-    # makes it slower than reading page by page in line)
-    known = (row for page in catalog.iter_file_pages(library.id) for row in page)
+    # makes it slower than reading in line)
+    known = catalog.iter_files(library.id)
     current = next(known, None)
     unmatched = array("q")  # present items the walk went past: missing, unless found late
-    stragglers: list[FoundFile] = []
+    stragglers: list[Found] = []
     last = ""
     for found in walk(library.root, report.problems):
         report.found += 1
-        if found.path < last:
+        path = found[0]
+        if path < last:
             stragglers.append(found)
             continue
-        last = found.path
-        while current is not None and current[0] < found.path:
+        last = path
+        while current is not None and current[0] < path:
             if current[4]:
                 unmatched.append(current[1])
             current = next(known, None)
-        if current is not None and current[0] == found.path:
+        if current is not None and current[0] == path:
             _path, item_id, size, mtime_ns, present = current
             current = next(known, None)
-            if size == found.size and mtime_ns == found.mtime_ns and present:
+            if size == found[1] and mtime_ns == found[2] and present:
                 report.unchanged += 1
             else:
                 changes.add(found, item_id)
@@ -314,14 +372,14 @@ def scan_folder(
     late: set[int] = set()
     for start in range(0, len(stragglers), CHUNK):
         chunk = stragglers[start : start + CHUNK]
-        rows = catalog.existing_items(library.id, [f.path for f in chunk])
+        rows = catalog.existing_items(library.id, [f[0] for f in chunk])
         for found in chunk:
-            old = rows.get(found.path)
+            old = rows.get(found[0])
             if old is None:
                 changes.add(found, None)
                 continue
             late.add(old[0])
-            if old[1] == found.size and old[2] == found.mtime_ns and old[3]:
+            if old[1] == found[1] and old[2] == found[2] and old[3]:
                 report.unchanged += 1
             else:
                 changes.add(found, old[0])
