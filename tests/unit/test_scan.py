@@ -8,20 +8,8 @@ from pathlib import Path
 import pytest
 
 from mediamill.catalog.db import Catalog
-from mediamill.sources import folder
 from mediamill.sources.folder import ScanError, detect_kind, library_for_folder, scan_folder
 from tests.conftest import make_files
-
-
-@pytest.fixture(autouse=True, params=["forked walker", "in-process walk"])
-def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every scan test runs twice: walking in a forked child (the default on Linux, when the
-    process has no other thread) and walking in the scanning process itself."""
-    if request.param == "in-process walk":
-        monkeypatch.setattr(folder, "can_walk_in_child", lambda: False)
-    elif not folder.can_walk_in_child():
-        pytest.skip("no fork here (not Linux, or other threads are running)")
-    return str(request.param)
 
 
 def _scan(catalog: Catalog, root: Path) -> dict[str, object]:
@@ -186,37 +174,3 @@ def test_a_rescan_matches_every_file_whatever_its_name_sorts_like(
     (root / "b" / "a.mp3").write_bytes(b"changed!")
     third = _scan(catalog, root)
     assert (third["changed"], third["missing"], third["unchanged"]) == (1, 1, len(names) - 1)
-
-
-def test_the_forked_walker_yields_what_the_walk_yields_and_leaves_no_process_behind(
-    tmp_path: Path,
-) -> None:
-    root = tmp_path / "lib"
-    make_files(root, [f"d{i % 7}/sub/{i:04d}.mp3" for i in range(4500)] + ["top.flac"])
-    os.symlink(root / "d1", root / "z-alias")  # a folder link: walked last, out of order
-    os.symlink(root / "gone.mp3", root / "broken.mp3")
-    here: list[tuple[str, str]] = []
-    there: list[tuple[str, str]] = []
-    expected = list(folder.walk(str(root), here))
-    assert list(folder.walk_in_child(str(root), there)) == expected
-    assert there == here == [("broken.mp3", "broken symlink")]
-
-    children_before = _children()
-    stopped = folder.walk_in_child(str(root), [])
-    assert next(stopped) == expected[0]
-    stopped.close()  # a scan that stops early kills and reaps its walker
-    assert _children() == children_before
-
-
-def _children() -> set[int]:
-    me = os.getpid()
-    found = set()
-    for task in Path("/proc").iterdir():
-        if task.name.isdigit():
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me:
-                found.add(int(task.name))
-    return found

@@ -8,14 +8,9 @@ remembers across the walk is one 8-byte id per known item (to find the missing o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import pickle
-import signal
 import stat
-import sys
-import threading
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -203,8 +198,8 @@ def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
     return keyed
 
 
-#: one file the walk found: (path as the catalog shows it, size, mtime_ns, absolute path)
-Found = tuple[str, int, int, str]
+#: one file the walk found: (path as the catalog shows it, size, mtime_ns, its DirEntry)
+Found = tuple[str, int, int, os.DirEntry[str]]
 
 
 def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
@@ -264,7 +259,7 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
                 continue
             mode = st.st_mode
             if is_regular(mode):
-                yield shown, st.st_size, st.st_mtime_ns, entry.path
+                yield shown, st.st_size, st.st_mtime_ns, entry
             elif is_folder(mode):
                 key = (st.st_dev, st.st_ino)
                 if key in visited:
@@ -281,71 +276,10 @@ def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
 
 def found_file(found: Found, real_root: str) -> FoundFile:
     """The full record of a file the walk found (made only for new and changed files)."""
-    shown, size, mtime_ns, abspath = found
-    rel = abspath[len(real_root) + 1 :]  # every walked path starts with the real root
+    shown, size, mtime_ns, entry = found
+    rel = entry.path[len(real_root) + 1 :]  # every walked path starts with the real root
     raw = os.fsencode(rel) if rel != shown else None  # the name is not valid UTF-8
-    return FoundFile(shown, raw, abspath, size, mtime_ns)
-
-
-_BATCH = 2000  # files per message from a walker process
-
-
-def can_walk_in_child() -> bool:
-    """Whether a forked walker can run here: Linux, and no other thread in this process (a
-    fork copies only the calling thread, with whatever locks the others held)."""
-    return sys.platform == "linux" and threading.active_count() == 1
-
-
-def walk_in_child(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
-    """``walk``, run by a forked child process that sends its files in pickled batches.
-
-    An unchanged rescan is bound by Python's cost per file (a ``stat`` and a few objects
-    each); here the walk runs on another core while this process streams the catalog and
-    matches. The child only walks, pickles and writes to a pipe, then leaves with
-    ``os._exit``: no logging, no catalog, no atexit handlers.
-    """
-    real_root = os.path.realpath(root)
-    try:  # the root's own errors are raised here, as ``walk`` would
-        if not stat.S_ISDIR(os.stat(real_root).st_mode):
-            raise ScanError(f"library root {root} is not a folder")
-    except OSError as exc:
-        raise ScanError(f"cannot read library root {root}: {exc.strerror or exc}") from exc
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the walker
-        status = 0
-        try:
-            os.close(read_fd)
-            with os.fdopen(write_fd, "wb", buffering=1 << 16) as out:
-                child_problems: list[tuple[str, str]] = []
-                batch: list[Found] = []
-                for found in walk(root, child_problems):
-                    batch.append(found)
-                    if len(batch) == _BATCH:
-                        pickle.dump(batch, out, pickle.HIGHEST_PROTOCOL)
-                        batch = []
-                pickle.dump(batch, out, pickle.HIGHEST_PROTOCOL)
-                pickle.dump(("end", child_problems), out, pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent sees a cut stream and says so
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd, "rb", buffering=1 << 16) as stream:
-            while True:
-                try:
-                    message = pickle.load(stream)  # noqa: S301 - our own child's pipe
-                except EOFError:
-                    raise ScanError(f"the walk of {root} stopped before the end") from None
-                if isinstance(message, tuple):
-                    problems.extend(message[1])
-                    return
-                yield from message
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)  # it has left, unless we stopped reading early
-        os.waitpid(pid, 0)
+    return FoundFile(shown, raw, entry.path, size, mtime_ns)
 
 
 class _Changes:
@@ -392,19 +326,14 @@ class _Changes:
 
 
 def scan_folder(
-    catalog: Catalog,
-    library: LibraryRef,
-    on_progress: Callable[[ScanReport], None] | None = None,
-    *,
-    in_child: bool = True,
+    catalog: Catalog, library: LibraryRef, on_progress: Callable[[ScanReport], None] | None = None
 ) -> ScanReport:
     """Bring the catalog's items of ``library`` in line with the folder on disk.
 
     A merge join: the walk yields files in path order and the catalog streams the library's
     items in the same order, so each file is matched without a query of its own and memory
     stays flat whatever the size of the tree. Files that arrive out of order (through folder
-    links) are matched by lookup at the end. Where it can (``in_child`` and
-    ``can_walk_in_child``), a forked child walks while this process reads the catalog.
+    links) are matched by lookup at the end.
     """
     report = ScanReport(library=library.name)
     real_root = os.path.realpath(library.root)
@@ -416,8 +345,7 @@ def scan_folder(
     unmatched = array("q")  # present items the walk went past: missing, unless found late
     stragglers: list[Found] = []
     last = ""
-    walker = walk_in_child if in_child and can_walk_in_child() else walk
-    for found in walker(library.root, report.problems):
+    for found in walk(library.root, report.problems):
         report.found += 1
         path = found[0]
         if path < last:
