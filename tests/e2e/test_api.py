@@ -280,6 +280,35 @@ def test_live_events_stream_progress_and_state(server: Server, library: Path) ->
     assert len(set(progress)) >= 2, "progress arrives while the job runs"
 
 
+def test_a_deleted_job_is_announced_to_every_listener(server: Server, library: Path) -> None:
+    """Another open page learns of the deletion without reloading."""
+    deleted: list[str] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/api/events", timeout=30) as response:
+            ready.set()
+            name = None
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and name == "job_deleted":
+                    deleted.append(json.loads(line.split(":", 1)[1])["job_id"])
+                    return
+
+    with server.client() as client:
+        _add_library(client, library)
+        job = client.post("/api/jobs", json={"processor": ECHO, "library": "lib"}).json()
+        server.wait_job(job["job_id"], {"completed"})
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert ready.wait(10)
+        time.sleep(0.6)  # the broker has seen the finished job
+        assert client.delete(f"/api/jobs/{job['job_id']}").status_code == 204
+    listener.join(10)
+    assert deleted == [job["job_id"]]
+
+
 def test_metrics_in_prometheus_format(server: Server, library: Path) -> None:
     with server.client() as client:
         _add_library(client, library)

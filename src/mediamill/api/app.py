@@ -86,7 +86,8 @@ def create_app(
         "/api/events", tags=["events"], dependencies=[ReadAuth], response_class=StreamingResponse
     )
     async def events(request: Request, cat: CatalogDep) -> StreamingResponse:
-        """Server-Sent Events: ``job`` events (a job status object) on every change."""
+        """Server-Sent Events: a ``job`` event (a job status object) on every change, and a
+        ``job_deleted`` event (``{"job_id": ...}``) when a job's record is deleted."""
         initial, _ = manager.list_jobs(cat, limit=50)
         return _sse(request, initial, None)
 

@@ -74,7 +74,8 @@ class EventBroker:
 
     def _changed_jobs(self) -> list[dict[str, Any]]:
         """Jobs that are live, or finished in the last minute, whose state differs from last
-        time (the first poll only learns the state)."""
+        time (the first poll only learns the state), and ``{"job_id", "deleted": True}`` for
+        each job seen before that no longer exists."""
         recent = utcnow() - timedelta(minutes=1)
         with Session(self.catalog.engine) as session:
             rows = session.execute(
@@ -88,10 +89,21 @@ class EventBroker:
                     )
                 )
             ).all()
-            jobs = [manager.as_dict(job, name) for job, name in rows]
+            jobs: list[dict[str, Any]] = [manager.as_dict(job, name) for job, name in rows]
+            # jobs seen before and gone from this list: deleted, or finished long enough ago
+            gone = self._seen.keys() - {job["job_id"] for job in jobs}
+            if gone:
+                kept = set(session.scalars(select(Job.id).where(Job.id.in_(sorted(gone)))))
+                for job_id in gone:
+                    del self._seen[job_id]
+                    if job_id not in kept:
+                        jobs.append({"job_id": job_id, "deleted": True})
         first, self._primed = not self._primed, True
         out = []
         for job in jobs:
+            if job.get("deleted"):
+                out.append(job)
+                continue
             key = (
                 job["status"],
                 job["processed_items"],
@@ -104,9 +116,6 @@ class EventBroker:
                 self._seen[job["job_id"]] = key
                 if not first:
                     out.append(job)
-        if len(self._seen) > 10_000:
-            live = {j["job_id"] for j in jobs}
-            self._seen = {k: v for k, v in self._seen.items() if k in live}
         return out
 
 
@@ -132,6 +141,9 @@ async def stream(
                 yield ": keep-alive\n\n"
                 continue
             if job_id is None or job["job_id"] == job_id:
-                yield format_event("job", job)
+                if job.get("deleted"):
+                    yield format_event("job_deleted", {"job_id": job["job_id"]})
+                else:
+                    yield format_event("job", job)
     finally:
         broker.unsubscribe(queue)

@@ -289,6 +289,13 @@ function connectEvents() {
       console.warn("unreadable job event", error);
     }
   });
+  source.addEventListener("job_deleted", (event) => {
+    try {
+      forgetJob(JSON.parse(event.data).job_id);
+    } catch (error) {
+      console.warn("unreadable job_deleted event", error);
+    }
+  });
   source.addEventListener("error", () => {
     if (source !== state.events) return;
     if (source.readyState === EventSource.CLOSED) {
@@ -336,6 +343,14 @@ function flushJobs() {
   const batch = [...state.pending.values()];
   state.pending.clear();
   for (const job of batch) upsertJob(job);
+  updateJobsEmpty();
+}
+
+// a job deleted here or on another page, by the CLI or through the API
+function forgetJob(jobId) {
+  state.pending.delete(jobId);
+  state.jobs.get(jobId)?.el.remove();
+  state.jobs.delete(jobId);
   updateJobsEmpty();
 }
 
@@ -468,10 +483,7 @@ async function jobAction(jobId, action, button) {
   try {
     if (action === "delete") {
       await api("DELETE", `/api/jobs/${encodeURIComponent(jobId)}`);
-      const entry = state.jobs.get(jobId);
-      entry?.el.remove();
-      state.jobs.delete(jobId);
-      updateJobsEmpty();
+      forgetJob(jobId);
     } else {
       const job = await api("POST", `/api/jobs/${encodeURIComponent(jobId)}/${action}`);
       if (job?.job_id) upsertJob(job);
