@@ -1,5 +1,16 @@
-"""``python -m mediamill``: the command line."""
+"""``python -m mediamill`` and the ``mediamill`` console script.
 
-from mediamill.cli import main
+The console script imports this module, not ``mediamill.cli``: multiprocessing re-imports
+the script in every worker process it starts, and a worker has no use for the command line
+(importing it costs a worker 0.6 CPU s and 35 MB).
+"""
 
-main()
+
+def main() -> None:
+    from mediamill.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

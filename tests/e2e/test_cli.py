@@ -167,3 +167,30 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, sqlit
     final = json.loads(mediamill("jobs", "show", job["job_id"], db=sqlite_url).stdout)
     assert (final["status"], final["succeeded"]) == ("completed", 200)
     catalog.close()
+
+
+def test_process_workers_of_the_mediamill_command_do_not_load_the_command_line(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """multiprocessing re-imports the console script in each worker: the script must be light,
+    or every worker pays the command line's start-up (0.6 CPU s, 35 MB) for nothing."""
+    script = Path(sys.executable).parent / "mediamill"
+    assert script.exists(), f"the console script is not installed next to {sys.executable}"
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin", "b.bin"])
+    processor = "tests.helpers.processors:WorkerModules"
+    run = subprocess.run(
+        [str(script), "run", processor, str(root), "-e", "processes", "-w", "1", "-q"],
+        capture_output=True,
+        text=True,
+        env=cli_env(sqlite_url),
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = [
+        json.loads(line)
+        for line in mediamill("export", processor, str(root), db=sqlite_url).stdout.splitlines()
+    ]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert [row["data"]["cli_loaded"] for row in rows] == [False, False]

@@ -69,3 +69,16 @@ class Audited(Echo):
         summary = {"counters": dict(ctx.counters), "dry_run": ctx.dry_run}
         Audited.finished.append(summary)
         return summary
+
+
+class WorkerModules(Processor):
+    """Reports whether the worker process running it has loaded the command line."""
+
+    name = "tests.helpers.processors:WorkerModules"
+    version = "1"
+    work = Work.CPU
+
+    def process(self, item: ItemRef) -> dict[str, Any]:
+        import sys
+
+        return {"pid": os.getpid(), "cli_loaded": "mediamill.cli" in sys.modules}
