@@ -84,6 +84,23 @@ def tempo_error(measured: float, expected: float) -> float:
     return abs(measured - expected) / expected
 
 
+def write_wav(signal: np.ndarray[Any, Any], path: Path) -> None:
+    """``signal`` (n, channels) as 32-bit float WAV: packed samples, so a converter reads it."""
+    import av
+
+    layout = "mono" if signal.shape[1] == 1 else "stereo"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_f32le", rate=44100, layout=layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(signal, dtype=np.float32).reshape(1, -1),
+            format="flt",
+            layout=layout,
+        )
+        frame.sample_rate = 44100
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
 @pytest.mark.parametrize(("case", "fmt"), MATRIX)
 def test_tempo_is_within_4_percent(
     case: Case, fmt: str, analysed: dict[tuple[Case, str], dict[str, Any]]
@@ -187,6 +204,35 @@ def test_long_tracks_are_analysed_on_a_bounded_excerpt(
     assert data["analysed_seconds"] == pytest.approx(8, abs=0.05)
     assert data["duration"] == pytest.approx(SECONDS, abs=0.1)
     assert tempo_error(data["bpm"], CASES[2].bpm) <= 0.04
+
+
+def test_a_track_longer_than_its_container_says_is_analysed_in_full(
+    tmp_path: Path, library: dict[tuple[Case, str], TrackSpec], processor: AudioProcessor
+) -> None:
+    """A chained Ogg (two streams back to back, as radio dumps are) reports the first
+    stream's duration; decoding goes on to the end of the second."""
+    spec = library[CASES[0], "ogg"]
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(spec.path.read_bytes() * 2)
+    data = processor.process(item_for(chained))
+    assert data["analysed_seconds"] == pytest.approx(2 * SECONDS, abs=0.1)
+    assert data["duration"] == data["analysed_seconds"]
+    assert tempo_error(data["bpm"], CASES[0].bpm) <= 0.04
+
+
+def test_a_mono_file_is_metered_as_one_channel(tmp_path: Path, processor: AudioProcessor) -> None:
+    """EBU R128 counts a mono file once: 3 LU below the same signal on both channels, with
+    every other descriptor the same."""
+    signal, _ = scale_to_lufs(synthesize(bpm=100, key="E", scale="minor", seconds=10), -20)
+    left = signal[:, :1]
+    write_wav(left, tmp_path / "mono.wav")
+    write_wav(np.hstack([left, left]), tmp_path / "dual.wav")
+    mono = processor.process(item_for(tmp_path / "mono.wav"))
+    dual = processor.process(item_for(tmp_path / "dual.wav"))
+    assert (mono["channels"], dual["channels"]) == (1, 2)
+    assert mono["loudness"] == pytest.approx(dual["loudness"] - 3.01, abs=0.02)
+    for name in ("bpm", "key", "scale", "energy", "mfcc", "spectral_centroid"):
+        assert mono[name] == dual[name], name
 
 
 def test_multifeature_rhythm_finds_the_tempo_with_a_confidence(

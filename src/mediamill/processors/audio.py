@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mediamill.processors.base import ItemRef, Processor, Skip, Work
 
 if TYPE_CHECKING:
+    import av
     import numpy as np
     from numpy.typing import NDArray
 
@@ -38,6 +39,8 @@ _FRAME_SIZE = 2048
 _HOP_SIZE = 2048  # non-overlapping: the means are the same, at half the cost
 #: the multifeature beat tracker's confidence tops out here (essentia's documentation)
 _MULTIFEATURE_MAX_CONFIDENCE = 5.32
+#: seconds of buffer first reserved for a track whose container gives no duration
+_UNKNOWN_DURATION = 600
 
 
 def pin_threads() -> None:
@@ -98,40 +101,72 @@ def decode(path: str, max_seconds: float) -> DecodedAudio:
             start = (duration - max_seconds) / 2
             container.seek(int(start / stream.time_base), stream=stream)
         limit = int(max_seconds * rate)
-        # Most decoders give float planar frames, used as they are; others (integer samples,
-        # more than two channels) go through a converter. A mono file stays one channel: EBU
-        # R128 measures it as one channel, not as two equal ones.
-        converter = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo")
-        chunks: list[NDArray[Any]] = []
-        count = 0
+        # A mono file stays one channel: EBU R128 measures it as one channel, not as two
+        # equal ones. Most decoders give float planar frames of the stream's channels, copied
+        # as they are; others (integer samples, more than two channels) go through a converter.
+        width = 1 if channels == 1 else 2
+        converter = av.AudioResampler(format="fltp", layout="mono" if width == 1 else "stereo")
+        # One buffer sized from the container's duration and filled frame by frame, the way
+        # the meter wants it: per-frame arrays joined and transposed at the end cost 50 % more
+        # CPU (87 against 57 ms for a 30 s track). Unused capacity is never touched, so costs
+        # no memory; a duration short of the truth makes the buffer grow.
+        expected = int(duration * rate) + rate if duration else _UNKNOWN_DURATION * rate
+        buffer = _Interleaved(np.empty((min(limit, expected), 2), dtype=np.float32))
         try:
             for frame in container.decode(stream):
                 if start and frame.time is not None and frame.time + frame.samples / rate < start:
                     continue  # seeking lands on the packet before the excerpt
-                if frame.format.name == "fltp" and len(frame.layout.channels) <= 2:
-                    chunks.append(frame.to_ndarray())
+                if frame.format.name == "fltp" and frame.layout.nb_channels == width:
+                    buffer.append(frame)
                 else:
-                    chunks.extend(out.to_ndarray() for out in converter.resample(frame))
-                count += frame.samples
-                if count >= limit:
+                    for out in converter.resample(frame):
+                        buffer.append(out)
+                if buffer.count >= limit:
                     break
-            chunks.extend(out.to_ndarray() for out in converter.resample(None))
+            for out in converter.resample(None):
+                buffer.append(out)
         except av.FFmpegError as exc:
             raise ValueError(f"cannot decode audio: {exc.strerror or exc}") from exc
-    if not chunks:
+    if not buffer.count:
         raise ValueError("cannot decode audio: no audio samples in the stream")
-    planar = np.concatenate(chunks, axis=1)[:, :limit]
-    stereo = np.zeros((planar.shape[1], 2), dtype=np.float32)  # a mono file: silent right
-    stereo[:, : planar.shape[0]] = planar.T
-    mono = planar[0] if planar.shape[0] == 1 else planar.mean(axis=0, dtype=np.float32)
+    stereo = buffer.samples[: min(buffer.count, limit)]
+    if width == 1:
+        stereo[:, 1] = 0  # a mono file: silent right
+        mono = stereo[:, 0].copy()
+    else:
+        mono = (stereo[:, 0] + stereo[:, 1]) / np.float32(2)
+    length = stereo.shape[0]
     return DecodedAudio(
         stereo=stereo,
-        mono=_resample(np.ascontiguousarray(mono), rate),
+        mono=_resample(mono, rate),
         sample_rate=rate,
         channels=channels,
-        duration=max(duration, planar.shape[1] / rate),
-        analysed_seconds=planar.shape[1] / rate,
+        duration=max(duration, length / rate),
+        analysed_seconds=length / rate,
     )
+
+
+class _Interleaved:
+    """A growing ``(n, 2)`` float32 buffer filled from float planar frames of 1 or 2 channels."""
+
+    def __init__(self, samples: NDArray[np.float32]) -> None:
+        self.samples = samples
+        self.count = 0
+
+    def append(self, frame: av.AudioFrame) -> None:
+        import numpy as np
+
+        n = frame.samples
+        end = self.count + n
+        if end > self.samples.shape[0]:  # the container's duration was short of the truth
+            bigger = np.empty((max(end, 2 * self.samples.shape[0]), 2), dtype=np.float32)
+            bigger[: self.count] = self.samples[: self.count]
+            self.samples = bigger
+        for channel, plane in enumerate(frame.planes):
+            # memoryview: PyAV's stubs do not tell numpy that a plane is a buffer
+            values = np.frombuffer(memoryview(plane), dtype=np.float32, count=n)
+            self.samples[self.count : end, channel] = values
+        self.count = end
 
 
 def _resample(mono: NDArray[np.float32], rate: int) -> NDArray[np.float32]:
