@@ -315,3 +315,30 @@ def test_a_silent_track_is_skipped(tmp_path: Path, processor: AudioProcessor) ->
 def test_process_before_setup_is_a_clear_error(library: dict[tuple[Case, str], TrackSpec]) -> None:
     with pytest.raises(RuntimeError, match=r"setup\(\) must run before process\(\)"):
         AudioProcessor().process(item_for(library[CASES[0], "flac"].path))
+
+
+@pytest.mark.parametrize("rate", [96000, 176400, 22050])
+def test_hi_res_and_low_rate_files_are_metered_like_the_same_music_at_44_1_khz(
+    tmp_path: Path, processor: AudioProcessor, rate: int
+) -> None:
+    """essentia's meter reads a 96 kHz track as silence and 176.4 kHz as +12 LUFS or more: the
+    processor meters such rates at 48 kHz, so a hi-res file is neither skipped as silent nor
+    far louder than its CD copy."""
+    import av
+
+    signal, _ = scale_to_lufs(synthesize(bpm=120, key="A", scale="minor", seconds=10), -16)
+    write_wav(signal, tmp_path / "cd.wav")
+    with (
+        av.open(str(tmp_path / "cd.wav")) as src,
+        av.open(str(tmp_path / "other.flac"), "w") as out,
+    ):
+        stream = out.add_stream("flac", rate=rate, layout="stereo")
+        resampler = av.AudioResampler(format="s32", layout="stereo", rate=rate)
+        for frame in [*src.decode(audio=0), None]:
+            for converted in resampler.resample(frame):
+                out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
+    cd = processor.process(item_for(tmp_path / "cd.wav"))
+    other = processor.process(item_for(tmp_path / "other.flac"))
+    assert other["sample_rate"] == rate
+    assert other["loudness"] == pytest.approx(cd["loudness"], abs=0.3)

@@ -37,6 +37,9 @@ _THREAD_VARS = (
 _SHARPS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#", "Cb": "B", "Fb": "E"}
 _FRAME_SIZE = 2048
 _HOP_SIZE = 2048  # non-overlapping: the means are the same, at half the cost
+#: rates essentia's EBU R128 meter measures right; it reads 96 kHz as silence (-70 LUFS) and
+#: 176.4 kHz as +12 to +50 LUFS, so other rates are metered after resampling to 48 kHz
+_METER_RATES = frozenset({44100, 48000})
 #: the multifeature beat tracker's confidence tops out here (essentia's documentation)
 _MULTIFEATURE_MAX_CONFIDENCE = 5.32
 #: seconds of buffer first reserved for a track whose container gives no duration
@@ -169,6 +172,21 @@ class _Interleaved:
         self.count = end
 
 
+def _resample_stereo(stereo: NDArray[np.float32], rate: int, to: int) -> NDArray[np.float32]:
+    """``(n, 2)`` samples at ``rate`` as ``(m, 2)`` at ``to``, with FFmpeg's resampler."""
+    import av
+    import numpy as np
+
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(stereo).reshape(1, -1), format="flt", layout="stereo"
+    )
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="stereo", rate=to)
+    out = [f.to_ndarray().reshape(-1, 2) for f in resampler.resample(frame)]
+    out.extend(f.to_ndarray().reshape(-1, 2) for f in resampler.resample(None))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.float32)
+
+
 def _resample(mono: NDArray[np.float32], rate: int) -> NDArray[np.float32]:
     """``mono`` at ANALYSIS_RATE, with FFmpeg's resampler in one call over the whole buffer."""
     import av
@@ -229,7 +247,7 @@ class AudioProcessor(Processor):
     """
 
     name = "audio"
-    version = "1"
+    version = "2"  # 2: tracks at rates other than 44.1/48 kHz metered at 48 kHz
     work = Work.CPU
     kinds = frozenset({"audio"})
     # about a second a track: one track at a time keeps both workers evenly busy
@@ -322,7 +340,10 @@ class AudioProcessor(Processor):
         if mono.shape[0] < _FRAME_SIZE * 4:
             raise ValueError(f"too short to analyse ({audio.analysed_seconds:.2f} s of audio)")
 
-        _, _, integrated, loudness_range = self._meter(audio.sample_rate)(audio.stereo)
+        stereo, meter_rate = audio.stereo, audio.sample_rate
+        if meter_rate not in _METER_RATES:
+            stereo, meter_rate = _resample_stereo(stereo, meter_rate, 48000), 48000
+        _, _, integrated, loudness_range = self._meter(meter_rate)(stereo)
         if integrated <= SILENCE_LUFS:
             raise Skip(f"silent: integrated loudness at or below {SILENCE_LUFS:g} LUFS")
 
