@@ -6,8 +6,8 @@ entries kept), then writes the same Kodi/Jellyfin tree, each time into a fresh f
 
 (a) ``mediamill run strm xtream+http://… --output DIR -q --set rate=0 --db sqlite:///fresh``,
     the whole command in a child (read + catalog sync + export + cleanup walk), with its peak
-    RSS; the job's own timestamps split it into "start-up + read + sync", "export" and
-    "finish";
+    RSS (reported by a small launcher process, see ``LAUNCHER``); the job's own timestamps
+    split it into "start-up + read + sync", "export" and "finish";
 (b) a plain loop over the pre-read entries: ``Layout().plan`` for names and bytes (so the file
     set is identical), ``mkdir`` + ``open().write()``, no comparing, no temp files, no fsync;
 (c) the original plugin's way: a pool of 4 threads, batches of 100 entries, 10 ms sleep
@@ -25,6 +25,7 @@ Run: ``.venv/bin/python bench/strm.py [--movies 100000] [--episodes 20000] [--ke
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -57,6 +58,20 @@ MAX_RERUN_SHARE = 0.20  # (d) seconds over (a) seconds
 MAX_RSS_MB = 300.0
 EPISODES_PER_SERIES = 20
 PLUGIN_THREADS, PLUGIN_BATCH, PLUGIN_SLEEP = 4, 100, 0.010
+#: Linux starts a child's peak RSS (``ru_maxrss``) at the peak of the process it was spawned
+#: from (exec keeps the larger of the two), and this process holds every pre-read entry: a
+#: mediamill child spawned from here would report this process's peak when it is higher than
+#: its own. So a small launcher spawns the child and writes the child's own peak (KiB) to the
+#: file named by its first argument; its exit code is the child's.
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
 
 
 def read_entries(spec: str) -> tuple[list[SourceEntry], float]:
@@ -125,11 +140,19 @@ def timed(func: Any, *args: Any) -> float:
 
 
 def run_mediamill(spec: str, out: Path, db: Path, env: dict[str, str]) -> tuple[Measured, float]:
-    """One export in a child; returns its measurement and its wall-clock start (epoch)."""
-    cmd = [sys.executable, "-m", "mediamill", "run", "strm", spec, "--output", str(out)]
+    """One export in a child (through ``LAUNCHER``); returns its measurement, with the child's
+    own peak RSS, and its wall-clock start (epoch). CPU seconds include the launcher's
+    (a few hundredths of a second)."""
+    rss_file = out.parent / f".{out.name}-{time.monotonic_ns()}.maxrss"
+    cmd = [sys.executable, "-c", LAUNCHER, str(rss_file), sys.executable, "-m", "mediamill"]
+    cmd += ["run", "strm", spec, "--output", str(out)]
     cmd += ["-q", "--set", "rate=0", "--db", f"sqlite:///{db}"]
     launched = time.time()
-    return run_measured(cmd, env=env, cwd=out.parent, check=False), launched
+    measured = run_measured(cmd, env=env, cwd=out.parent, check=False)
+    if rss_file.exists():
+        measured = dataclasses.replace(measured, max_rss_kib=int(rss_file.read_text()))
+        rss_file.unlink()
+    return measured, launched
 
 
 def job_phases(db: Path, launched: float) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from mediamill.catalog.db import Catalog
 from mediamill.sources import SourceEntry, SourceError, is_source_spec, open_source
 from mediamill.sources._http import RateLimiter
-from mediamill.testing.vodserver import VodServer, make_catalog
+from mediamill.sources._vod import flag_duplicates, mark_ambiguous, movie_group
+from mediamill.testing.vodserver import RawJson, VodServer, make_catalog
 
 FAST = {"backoff": 0.001, "rate": 0}
 
@@ -221,3 +225,124 @@ def test_rate_limit_spaces_requests() -> None:
     for _ in range(6):
         limiter.wait()
     assert time.monotonic() - start >= 0.09
+
+
+def test_duplicates_are_found_without_holding_the_list_and_order_is_kept() -> None:
+    """flag_duplicates flags exactly what mark_ambiguous flags on the whole list."""
+    rng = random.Random(5)
+    metas = [
+        {"id": str(rng.randint(1, 300)), "title": rng.choice(["A", "a", "B", "C (1999)"]),
+         "year": rng.choice([None, 1999]), "n": n}
+        for n in range(2500)
+    ]  # fmt: skip
+    expected = [dict(m) for m in metas]
+    mark_ambiguous(expected, movie_group, lambda m: m["id"])
+    streamed = list(flag_duplicates((dict(m) for m in metas), movie_group, lambda m: m["id"]))
+    assert streamed == expected
+    assert any(m.get("ambiguous") for m in streamed)
+    same_twice = [{"id": "1", "title": "X"}, {"id": "1", "title": "X"}]
+    again = flag_duplicates(same_twice, movie_group, lambda m: m["id"])
+    assert not any(m.get("ambiguous") for m in again)  # one id twice is no duplicate title
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_xtream_lists_are_read_as_a_stream_whatever_their_shape(
+    server: VodServer, shape: str
+) -> None:
+    expected = by_key(entries(server.xtream_spec, series=False))
+    answer = server.xtream
+
+    def as_object(query: dict[str, str]) -> Any:
+        data = answer(query)
+        if query.get("action") == "get_vod_streams" and shape == "object":
+            return {str(n): row for n, row in enumerate(data)}  # some panels answer this
+        return data
+
+    server.xtream = as_object  # type: ignore[method-assign]
+    assert by_key(entries(server.xtream_spec, series=False)) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b'[{"stream_id": 1, "name": "A"}, {"stream_id": 2, "na', "did not answer JSON"),
+        (b'{"0": {"stream_id": 1}, "1": 5}', "answered dict, not a list"),
+        (b'"nothing"', "answered str, not a list"),
+    ],
+)
+def test_a_broken_stream_list_fails_the_read_before_any_entry(
+    server: VodServer, answer: bytes, message: str
+) -> None:
+    answer_of = server.xtream
+
+    def broken(query: dict[str, str]) -> Any:
+        if query.get("action") == "get_vod_streams":
+            return RawJson(answer)
+        return answer_of(query)
+
+    server.xtream = broken  # type: ignore[method-assign]
+    seen: list[SourceEntry] = []
+    with pytest.raises(SourceError, match=message) as info:
+        seen.extend(open_source(server.xtream_spec, options=FAST).iter_entries())
+    assert seen == []
+    assert "s3cret-pass" not in str(info.value)
+
+
+def test_empty_stream_lists_have_no_movies(server: VodServer) -> None:
+    answer_of = server.xtream
+    for empty in (b"null", b"[]", b"{}", b'""'):
+
+        def answer(query: dict[str, str], body: bytes = empty) -> Any:
+            return RawJson(body) if query.get("action") == "get_vod_streams" else answer_of(query)
+
+        server.xtream = answer  # type: ignore[method-assign]
+        assert entries(server.xtream_spec, series=False) == []
+
+
+def test_m3u_shows_share_the_first_logo_and_repeated_episodes_are_flagged(
+    tmp_path: Path,
+) -> None:
+    playlist = tmp_path / "shows.m3u"
+    playlist.write_bytes(
+        b"\xef\xbb\xbf#EXTM3U\r\n"
+        b'#EXTINF:-1 tvg-logo="http://img.invalid/1.jpg",Lost (2004) S01E01 Pilot\r\n'
+        b"http://cdn.invalid/series/u/p/1.mkv\r\n"
+        b'#EXTINF:-1 tvg-logo="http://img.invalid/2.jpg",Lost (2004) S01E02 Pilot 2\r\n'
+        b"http://cdn.invalid/series/u/p/2.mkv\r\n"
+        b"#EXTINF:-1,Lost (2004) S01E02 Pilot 2 again\r\n"
+        b"http://cdn.invalid/series/u/p/3.mkv\r\n"
+        b"#EXTINF:-1,Heat (1995)\rhttp://cdn.invalid/movie/u/p/9.mp4\n"
+    )
+    found = by_key(entries(f"m3u+file://{playlist}"))
+    assert sorted(found) == ["episode/1", "episode/2", "episode/3", "movie/9"]
+    shows = {e.meta["show_id"] for e in found.values() if e.kind == "episode"}
+    assert len(shows) == 1
+    assert {e.meta["show_thumb"] for e in found.values() if e.kind == "episode"} == {
+        "http://img.invalid/1.jpg"
+    }
+    flagged = sorted(k for k, e in found.items() if e.meta.get("ambiguous"))
+    assert flagged == ["episode/2", "episode/3"]
+    assert found["movie/9"].meta["year"] == 1995
+    not_m3u = tmp_path / "notes.m3u"
+    not_m3u.write_text("just text\n", encoding="utf-8")
+    with pytest.raises(SourceError, match="not an M3U playlist"):
+        entries(f"m3u+file://{not_m3u}")
+    with pytest.raises(SourceError, match="cannot read the playlist"):
+        entries(f"m3u+file://{tmp_path / 'missing.m3u'}")
+
+
+def test_a_provider_that_changes_every_entry_updates_every_item(catalog: Catalog) -> None:
+    """All changed entries are updated (one statement for all of them), vanished ones are
+    marked missing, and the export's reading of results and metadata sees the new values."""
+    library = catalog.add_library("xtream+http://provider.invalid", kind="source")
+    first = [SourceEntry(f"movie/{n}", "movie", {"title": f"T{n}", "url": "http://a/1"})
+             for n in range(5)]  # fmt: skip
+    assert catalog.sync_entries(library.id, first)["new"] == 5
+    changed = [SourceEntry(e.key, e.kind, {**e.meta, "url": "http://b/1"}) for e in first[:4]]
+    counts = catalog.sync_entries(library.id, changed)
+    assert (counts["changed"], counts["missing"]) == (4, 1)
+    assert {item.meta["url"] for item in catalog.iter_items(library.id)} == {"http://b/1"}
+    rows = list(catalog.iter_results_raw_meta(library.id, "strm"))
+    assert [row[0] for row in rows] == ["movie/0", "movie/1", "movie/2", "movie/3"]
+    assert all(row[2] is None and row[3] is None for row in rows)
+    assert [json.loads(row[4] or "{}")["url"] for row in rows] == ["http://b/1"] * 4

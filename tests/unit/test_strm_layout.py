@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +185,105 @@ def test_url_base_rewrites_the_host_and_bad_urls_fail_without_echo() -> None:
     with pytest.raises(ValueError, match="no usable stream URL") as info:
         layout.plan("movie/1", "movie", {"title": "X", "url": "not a url secret"})
     assert "secret" not in str(info.value)
+
+
+def _movie_nfo_as_elementtree_wrote_it(meta: dict[str, Any], title: str) -> bytes:
+    """``<movie>`` as the .nfo writer built it with ``xml.etree`` before it wrote plain text:
+    what existing exports hold, byte for byte."""
+    not_xml = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+    def text_of(value: Any) -> str | None:
+        if value is None or isinstance(value, bool):
+            return None
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        return not_xml.sub("", text).strip() or None
+
+    def add(root: ET.Element, tag: str, value: Any, **attrib: str) -> None:
+        text = text_of(value)
+        if text is not None:
+            ET.SubElement(root, tag, attrib).text = text
+
+    root = ET.Element("movie")
+    add(root, "title", title)
+    add(root, "originaltitle", meta.get("originaltitle") or title)
+    add(root, "year", meta.get("year"))
+    add(root, "plot", meta.get("plot"))
+    add(root, "rating", meta.get("rating"))
+    genre = text_of(meta.get("genre"))
+    for part in re.split(r"\s*[,/|;]\s*", genre) if genre else ():
+        add(root, "genre", part)
+    default = "true"
+    for kind in ("tmdb", "imdb", "tvdb"):
+        value = text_of(meta.get(f"{kind}_id"))
+        if value is not None:
+            add(root, "uniqueid", value, type=kind, default=default)
+            default = "false"
+    add(root, "thumb", meta.get("thumb"), aspect="poster")
+    ET.indent(root, space="  ")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body + b"\n"
+
+
+def test_nfo_bytes_are_what_elementtree_wrote_so_old_exports_stay_unchanged() -> None:
+    """Random hostile metadata gives the .nfo bytes the ElementTree writer gave, so an
+    upgrade never makes a re-run rewrite an export."""
+    rng = random.Random(3)
+    alphabet = "aZ09 &<>\"'.,/|;é長🎬\x00\x07\x0b\r\n\t\ufffe\ud800"
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+
+    keys = ("year", "plot", "rating", "genre", "tmdb_id", "imdb_id", "tvdb_id", "thumb")
+    for _ in range(500):
+        meta = {
+            k: rng.choice([text(), rng.randint(0, 3000), rng.random() * 10, None]) for k in keys
+        }
+        meta["originaltitle"] = rng.choice([None, text()])
+        title = rng.choice([text(), "\x07", "T"])
+        assert movie_nfo(meta, title) == _movie_nfo_as_elementtree_wrote_it(meta, title)
+        ET.fromstring(movie_nfo(meta, title))
+
+
+def test_output_folders_are_checked_once_and_links_out_of_the_root_refused(
+    tmp_path: Path,
+) -> None:
+    from mediamill.strm.files import OutputFolders
+
+    root = tmp_path / "out"
+    (root / "Movies" / "Old").mkdir(parents=True)
+    (root / "Movies" / "Old" / "Old.strm").write_bytes(b"x\n")
+    (tmp_path / "elsewhere").mkdir()
+    (root / "Movies" / "Linked").symlink_to(root / "Movies" / "Old")
+    (root / "Movies" / "Escape").symlink_to(tmp_path / "elsewhere")
+    folders = OutputFolders(root, create=True)
+
+    path, missing = folders.file("Movies/New (2020)/New (2020).strm")
+    assert (path, missing) == (str(root / "Movies/New (2020)/New (2020).strm"), True)
+    assert (root / "Movies" / "New (2020)").is_dir()  # made when first seen
+    assert folders.file("Movies/New (2020)/New (2020).strm")[1] is False  # seen: compare
+    assert folders.file("Movies/Old/Old.strm") == (str(root / "Movies/Old/Old.strm"), False)
+    assert folders.file("Movies/Linked/Old.strm")[0] == str(root / "Movies/Old/Old.strm")
+    with pytest.raises(UnsafePath):
+        folders.file("Movies/Escape/x.strm")
+    with pytest.raises(UnsafePath):
+        folders.file("Movies/../x.strm")
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+    planned = OutputFolders(tmp_path / "absent", create=False)  # a dry run makes nothing
+    assert planned.file("Movies/A/A.strm")[1] is True
+    assert not (tmp_path / "absent").exists()
+
+
+def test_a_file_another_writer_made_first_is_compared_not_overwritten(tmp_path: Path) -> None:
+    from mediamill.strm.files import Change, write_if_changed
+
+    target = tmp_path / "tvshow.nfo"
+    target.write_bytes(b"same")
+    before = target.stat()
+    assert write_if_changed(target, b"same", missing=True) is Change.UNCHANGED
+    assert target.stat().st_mtime_ns == before.st_mtime_ns
+    assert write_if_changed(target, b"other", missing=True) is Change.UPDATED
+    assert target.read_bytes() == b"other"
+    assert write_if_changed(tmp_path / "new.nfo", b"n", missing=True) is Change.CREATED
+    assert (tmp_path / "new.nfo").read_bytes() == b"n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.nfo", "tvshow.nfo"]

@@ -23,20 +23,17 @@ from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 
 
 class TinyCatalog:
-    """What finish needs from the catalog: the present items of a library and their results
-    (the same interface as mediamill.catalog.db.Catalog)."""
+    """What finish needs from the catalog: the present items of a library with their results
+    and metadata (the same interface as mediamill.catalog.db.Catalog)."""
 
     def __init__(self, items: list[ItemRef], data: list[dict[str, Any]]) -> None:
         self.items, self.data = items, data
 
-    def iter_items(self, library_id: int | None) -> Iterator[ItemRef]:
-        return iter(self.items)
-
-    def iter_export(
+    def iter_results_raw_meta(
         self, library_id: int | None, processor: str
-    ) -> Iterator[tuple[str, str, str, dict[str, Any] | None, str | None]]:
+    ) -> Iterator[tuple[str, str, str | None, dict[str, Any] | None, str | None]]:
         for item, data in zip(self.items, self.data, strict=True):
-            yield item.path, item.kind, "ok", data, None
+            yield item.path, item.kind, "ok", data, json.dumps(item.meta)
 
 
 def scan(server: VodServer) -> list[ItemRef]:

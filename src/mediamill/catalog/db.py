@@ -409,7 +409,7 @@ class Catalog:
                 else:
                     counts["unchanged"] += 1
             seen.extend(self.insert_items(library_id, new))
-            self.update_items(changed)
+            self._update_entries(changed)
             counts["new"] += len(new)
             counts["changed"] += len(changed)
 
@@ -425,6 +425,38 @@ class Catalog:
         counts["missing"] = len(missing)
         self.mark_scanned(library_id)
         return counts
+
+    def _update_entries(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Changed or returning source entries (``id``, ``kind``, ``fingerprint``, ``meta``):
+        one executemany, not a statement per row (a provider that changes every URL changes
+        every entry)."""
+        if not rows:
+            return
+        from sqlalchemy import bindparam
+
+        now = utcnow()
+        stmt = (
+            update(Item)
+            .where(Item.id == bindparam("b_id"))
+            .values(
+                present=True,
+                last_changed=now,
+                kind=bindparam("b_kind"),
+                fingerprint=bindparam("b_fingerprint"),
+                meta=bindparam("b_meta", type_=Item.meta.type),
+            )
+        )
+        values = [
+            {
+                "b_id": r["id"],
+                "b_kind": r["kind"],
+                "b_fingerprint": r["fingerprint"],
+                "b_meta": r["meta"],
+            }
+            for r in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(stmt, values)
 
     def missing_ids(self, library_id: int, seen: Iterable[int]) -> list[int]:
         """Present items of the library whose id is not in ``seen``.
@@ -636,6 +668,34 @@ class Catalog:
             for row in rows:
                 yield self._item_ref(row, root)
             last = rows[-1].id
+
+    def iter_results_raw_meta(
+        self, library_id: int, processor: str
+    ) -> Iterator[tuple[str, str, str | None, dict[str, Any] | None, str | None]]:
+        """``(path, kind, status, data, meta)`` per present item in id order, streamed, with
+        ``processor``'s result (status ``None``: no result) and the item's metadata as JSON
+        text: left undecoded for callers that need it only for some items. (Both JSON columns
+        are read as text; ``data`` is decoded here, without SQLAlchemy's per-value layers.)"""
+        from sqlalchemy import Text, cast
+
+        last = 0
+        join = self._join(processor)
+        data = cast(Result.data, Text).label("data")
+        meta = cast(Item.meta, Text).label("meta")
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(Item.id, Item.path, Item.kind, Result.status, data, meta)
+                    .select_from(join)
+                    .where(Item.library_id == library_id, Item.present.is_(True), Item.id > last)
+                    .order_by(Item.id)
+                    .limit(PAGE)
+                ).all()
+            if not rows:
+                return
+            for _id, path, kind, status, raw, meta_text in rows:
+                yield path, kind, status, json.loads(raw) if raw else None, meta_text
+            last = rows[-1][0]
 
     def item_id(self, library_id: int, path: str) -> int | None:
         with self.engine.connect() as conn:

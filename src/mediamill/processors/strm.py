@@ -1,10 +1,11 @@
 """The ``strm`` processor: export VOD entries as .strm + .nfo files, incrementally.
 
-``process`` writes an entry's files only when their bytes change (atomically), so a re-run
-touches nothing. ``finish`` recomputes, from the catalog, the files every present entry owns
-and removes (``cleanup="apply"``) or lists (``"preview"``) the other .strm/.nfo files under
-the Movies and TV Shows trees, then the folders left empty. A renamed entry thus ends with
-its new files written by ``process`` and its old ones reported or removed by ``finish``.
+``process`` writes an entry's files only when their bytes change (an existing file is
+replaced atomically), so a re-run touches nothing. ``finish`` recomputes, from the catalog,
+the files every present entry owns and removes (``cleanup="apply"``) or lists
+(``"preview"``) the other .strm/.nfo files under the Movies and TV Shows trees, then the
+folders left empty. A renamed entry thus ends with its new files written by ``process``
+and its old ones reported or removed by ``finish``.
 
 Options:
 
@@ -44,7 +45,14 @@ from typing import Any
 import httpx
 
 from mediamill.processors.base import FinishContext, ItemRef, Processor, Skip, Work
-from mediamill.strm.files import Change, empty_dirs, iter_exported, write_atomic, write_if_changed
+from mediamill.strm.files import (
+    Change,
+    OutputFolders,
+    empty_dirs,
+    iter_exported,
+    write_atomic,
+    write_if_changed,
+)
 from mediamill.strm.layout import Layout, UnsafePath, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,9 @@ class StrmProcessor(Processor):
     # process: more writers add contention, and one steady writer is what a NAS wants.
     # --workers still raises it.
     default_workers = 1
+    # an entry takes well under a millisecond when the file system is fast: big batches keep
+    # the worker busy while the runner collects outcomes in rounds
+    batch_size = 256
     # a renamed title's old files are known from its last result: process moves them
     wants_previous = True
     # another output folder, layout or URL base makes other files: results made for the old
@@ -94,7 +105,7 @@ class StrmProcessor(Processor):
             raise ValueError("option 'cleanup' must be 'off', 'preview' or 'apply'")
         self.dry_run = bool(self.options.get("dry_run", False))
         self.layout = Layout.from_options(self.options)
-        self._checked: dict[str, Path] = {}
+        self._folders: OutputFolders | None = None
         report = self.options.get("report")
         self.report = Path(report).expanduser().absolute() if report else None
         refresh = self.options.get("refresh")
@@ -119,11 +130,16 @@ class StrmProcessor(Processor):
         if item.kind not in self.kinds:
             raise Skip(f"the strm processor does not export items of kind {item.kind!r}")
         planned = self.layout.plan(item.path, item.kind, item.meta or {})
+        folders = self._folders
+        if folders is None:  # made on first use: setup has made the root by then
+            folders = self._folders = OutputFolders(self.root, create=not self.dry_run)
         changed: list[str] = []
         strm_change = Change.UNCHANGED
         for index, planned_file in enumerate(planned):
-            target = self._target(planned_file.path)
-            change = write_if_changed(target, planned_file.content, dry_run=self.dry_run)
+            target, missing = folders.file(planned_file.path)
+            change = write_if_changed(
+                target, planned_file.content, dry_run=self.dry_run, missing=missing
+            )
             if index == 0:
                 strm_change = change
             if change is not Change.UNCHANGED:
@@ -148,20 +164,6 @@ class StrmProcessor(Processor):
             "moved_from": moved,
             "root": str(self.root),
         }
-
-    def _target(self, rel: str) -> Path:
-        """Where a planned file goes: its folder is resolved (links and all) and checked to be
-        inside the output root once per folder, not once per file."""
-        folder_rel, _, name = rel.rpartition("/")
-        folder = self._checked.get(folder_rel)
-        if folder is None:
-            folder = resolve_inside(self.root, folder_rel) if folder_rel else self.root.resolve()
-            if len(self._checked) > 4096:  # an entry's files share one folder: a small cache
-                self._checked.clear()
-            self._checked[folder_rel] = folder
-        if not name or name in (".", "..") or "/" in name or "\x00" in name:
-            raise UnsafePath("computed file name is not a plain name")
-        return folder / name
 
     def _remove_old_files(self, item: ItemRef, current: set[str]) -> list[str]:
         """The entry's files from its last export that its new name no longer uses (a
@@ -228,31 +230,33 @@ class StrmProcessor(Processor):
             summary["refresh"] = refresh_media_server(refresh)
         return summary
 
-    def _owned(self, ctx: FinishContext, summary: dict[str, Any]) -> tuple[set[str], int]:
+    def _owned(self, ctx: FinishContext, summary: dict[str, Any]) -> tuple[dict[str, str], int]:
+        """Every file a present entry owns (path -> entry key), and how many entries own some."""
         owners: dict[str, str] = {}
         collisions: list[dict[str, str]] = []
         entries = 0
         # every pending entry was processed before finish, so an ok result's file list is
         # current; entries without one (failed, limited, or a dry run) are laid out again
-        results = ctx.catalog.iter_export(ctx.library_id, self.name) if not ctx.dry_run else None
-        for item in ctx.catalog.iter_items(ctx.library_id):
-            row = next(results) if results is not None else None
-            if item.kind not in self.kinds:
+        # from their metadata, which is decoded only for them
+        for key, kind, status, data, meta in ctx.catalog.iter_results_raw_meta(
+            ctx.library_id, self.name
+        ):
+            if kind not in self.kinds:
                 continue
-            if row is not None and row[0] == item.path and row[2] == "ok" and row[3]:
-                paths = list(row[3].get("files", ()))
+            if not ctx.dry_run and status == "ok" and data:
+                paths = list(data.get("files", ()))
             else:
                 try:
-                    paths = self.layout.paths(item.path, item.kind, item.meta or {})
+                    paths = self.layout.paths(key, kind, json.loads(meta) if meta else {})
                 except ValueError:
                     continue
             entries += 1
             for path in paths:
-                owner = owners.setdefault(path, item.path)
-                if owner != item.path and not path.endswith("/tvshow.nfo"):
-                    collisions.append({"path": path, "keys": f"{owner} {item.path}"})
+                owner = owners.setdefault(path, key)
+                if owner != key and not path.endswith("/tvshow.nfo"):
+                    collisions.append({"path": path, "keys": f"{owner} {key}"})
         summary["collisions"] = collisions
-        return set(owners), entries
+        return owners, entries
 
     def _cleanup(self, ctx: FinishContext, summary: dict[str, Any], *, dry_run: bool) -> None:
         if ctx.catalog is None:
@@ -265,7 +269,7 @@ class StrmProcessor(Processor):
         orphans = sorted(
             path
             for path in iter_exported(self.root, trees)
-            if unicodedata.normalize("NFC", path) not in owned
+            if path not in owned and unicodedata.normalize("NFC", path) not in owned
         )
         if entries == 0 and orphans:
             summary["cleanup_skipped"] = (

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -22,6 +23,9 @@ from mediamill.sources.base import SourceError
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+#: answers bigger than this go to a temp file while they download
+SPOOL_IN_MEMORY = 4 << 20
+T = TypeVar("T")
 
 
 class RateLimiter:
@@ -91,6 +95,36 @@ class HttpFetcher:
 
     def get_bytes(self, url: str, what: str, params: Mapping[str, str] | None = None) -> bytes:
         """The body of a 200 answer; ``what`` names the endpoint in messages."""
+        return self._get(url, what, params, b"".join)
+
+    def download(self, url: str, what: str, params: Mapping[str, str] | None = None) -> IO[bytes]:
+        """The body of a 200 answer in a temp file (in memory while small), rewound, for
+        answers too big to hold: the caller closes it. A connection lost halfway is retried
+        like any other failure, from the start."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
+
+        def fill(chunks: Iterator[bytes]) -> IO[bytes]:
+            spool.seek(0)
+            spool.truncate()
+            for chunk in chunks:
+                spool.write(chunk)
+            spool.seek(0)
+            return spool
+
+        try:
+            return self._get(url, what, params, fill)
+        except BaseException:
+            spool.close()
+            raise
+
+    def _get(
+        self,
+        url: str,
+        what: str,
+        params: Mapping[str, str] | None,
+        consume: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """``consume(body chunks)`` of a 200 answer, with retries."""
         attempt = 0
         while True:
             self._limiter.wait()
@@ -106,15 +140,16 @@ class HttpFetcher:
                 )
                 response = self._transport.handle_request(request)
                 try:
-                    body = response.read()
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        return consume(response.iter_bytes())
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    response.read()  # read to the end: the connection stays usable
                 finally:
                     response.close()
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 cause = self.redact(f"{type(exc).__name__}: {exc}".strip())
             else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return body
                 if status in (401, 403):
                     raise SourceError(
                         f"{self.name}: {what} was refused with HTTP {status}; "
@@ -123,7 +158,6 @@ class HttpFetcher:
                 if status not in _RETRY_STATUS:
                     raise SourceError(f"{self.name}: {what} answered HTTP {status}")
                 cause = f"HTTP {status}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
             if attempt >= self._retries:
                 raise SourceError(
                     f"{self.name}: {what} failed after {attempt + 1} attempts ({cause})"
@@ -141,15 +175,22 @@ class HttpFetcher:
 
     def get_json(self, url: str, what: str, params: Mapping[str, str] | None = None) -> Any:
         """The decoded JSON of a 200 answer, or a :class:`SourceError` saying it is not JSON."""
-        body = self.get_bytes(url, what, params)
+        return self.decode_json(self.get_bytes(url, what, params), what)
+
+    def decode_json(self, body: bytes, what: str) -> Any:
+        """``body`` as JSON, or a :class:`SourceError` saying it is not JSON."""
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
-            preview = self.redact(body[:60].decode("utf-8", errors="replace"))
-            raise SourceError(
-                f"{self.name}: {what} did not answer JSON ({reason}; starts with {preview!r})"
-            ) from None
+            raise self.not_json(what, reason, body) from None
+
+    def not_json(self, what: str, reason: str, body: bytes) -> SourceError:
+        """The error for an answer that is not JSON: the reason and the (scrubbed) start."""
+        preview = self.redact(body[:60].decode("utf-8", errors="replace"))
+        return SourceError(
+            f"{self.name}: {what} did not answer JSON ({reason}; starts with {preview!r})"
+        )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -12,14 +12,21 @@ the show: ``show``, ``show_year``, ``show_id``, ``show_plot``, ``show_genre``,
 
 Absent values are left out rather than stored as ``None`` so the catalog fingerprint only
 changes when something real changes.
+
+Finding duplicate names needs the whole list, but not the whole list in memory:
+:func:`flag_duplicates` keeps one id per name and parks the metadata in a temp file until
+the list is read.
 """
 
 from __future__ import annotations
 
 import logging
+import marshal
 import math
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from mediamill.sources.base import SourceEntry, SourceError
@@ -28,16 +35,29 @@ from mediamill.strm.names import split_year, title_key
 log = logging.getLogger(__name__)
 
 
+#: digit strings up to this long are exact as floats too, so ``int(text)`` is what
+#: ``int(float(text))`` gives; longer ones take the float path, as they always did
+_EXACT_DIGITS = 15
+
+
 def as_str(value: Any) -> str | None:
     """A stripped non-empty string, or ``None`` (numbers become their text)."""
+    if type(value) is str:  # the common case, first (a provider row has dozens of fields)
+        return value.strip() or None
     if value is None or isinstance(value, (bool, dict, list)):
         return None
+    if isinstance(value, Decimal):  # a streamed JSON number: written as json.loads would
+        value = float(value)
     text = str(value).strip()
     return text or None
 
 
 def as_int(value: Any) -> int | None:
     """An int from ``3``, ``"3"``, ``"03"``, ``3.0``; ``None`` for anything else."""
+    if type(value) is str:
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= _EXACT_DIGITS:
+            return int(text)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -114,6 +134,94 @@ def movie_group(meta: dict[str, Any]) -> str:
 
 def show_group(meta: dict[str, Any]) -> str:
     return title_key(str(meta.get("show") or ""), meta.get("show_year"))
+
+
+class MetaSpool:
+    """Metadata written once and read back once, in order, from a temp file (in memory while
+    small): what lets a source see its whole list before it yields the first entry without
+    holding every entry's metadata. Records are plain JSON-able values (``marshal``: only
+    this process reads them back)."""
+
+    _BATCH = 1000
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed in __iter__/close
+        self._batch: list[Any] = []
+
+    def add(self, record: Any) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            blob = marshal.dumps(self._batch)
+            self._file.write(len(blob).to_bytes(8, "little"))
+            self._file.write(blob)
+            self._batch = []
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every record, in the order added; the spool is closed at the end."""
+        try:
+            self._flush()
+            self._file.seek(0)
+            while size := int.from_bytes(self._file.read(8), "little"):
+                yield from marshal.loads(self._file.read(size))  # noqa: S302 - our own temp file
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._batch = []
+        self._file.close()
+
+
+class Duplicates:
+    """Which groups (names) hold more than one id, learnt one member at a time: only the
+    first id of each group is kept, not the members."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+        self._ambiguous: set[str] = set()
+
+    def add(self, group: str, ident: str) -> None:
+        if self._first.setdefault(group, ident) != ident:
+            self._ambiguous.add(group)
+
+    def done(self) -> None:
+        """Every member was added: only the ambiguous groups are kept from now on."""
+        self._first = {}
+
+    def __contains__(self, group: object) -> bool:
+        return group in self._ambiguous
+
+
+def flag_duplicates(
+    metas: Iterable[dict[str, Any]],
+    group_key: Callable[[dict[str, Any]], str],
+    ident: Callable[[dict[str, Any]], str],
+    flag: str = "ambiguous",
+) -> Iterator[dict[str, Any]]:
+    """``metas`` again, in order, with ``meta[flag] = True`` on every member of a group of
+    metas with different ids (what :func:`mark_ambiguous` does to a list).
+
+    The whole input is read before the first meta comes out; meanwhile only the first id
+    of each group is kept in memory (:class:`Duplicates`), and the metas wait in a
+    :class:`MetaSpool`.
+    """
+    duplicates = Duplicates()
+    spool = MetaSpool()
+    try:
+        for meta in metas:
+            key = group_key(meta)
+            duplicates.add(key, ident(meta))
+            spool.add((key, meta))
+        duplicates.done()
+        for key, meta in spool:
+            if key in duplicates:
+                meta[flag] = True
+            yield meta
+    finally:
+        spool.close()
 
 
 def episode_entries(

@@ -23,6 +23,7 @@ from mediamill.sources._vod import (
     as_year,
     compact,
     episode_entries,
+    flag_duplicates,
     mark_ambiguous,
     movie_group,
     show_group,
@@ -191,33 +192,9 @@ class DispatcharrSource:
     def _movies(
         self, http: HttpFetcher, accounts: Mapping[str, Mapping[str, str]]
     ) -> Iterator[SourceEntry]:
-        metas: list[dict[str, Any]] = []
-        for row in self._pages(http, "/api/vod/movies/", "the movie list"):
-            ident, uuid = as_id(row.get("id")), as_str(row.get("uuid"))
-            if not ident or not uuid:
-                continue
-            name = as_str(row.get("name")) or ""
-            title, year = title_and_year(name, row.get("year"))
-            metas.append(
-                compact(
-                    {
-                        "id": ident,
-                        "uuid": uuid,
-                        "name": name,
-                        "title": title,
-                        "year": year,
-                        "plot": as_str(row.get("description")),
-                        "rating": as_float(row.get("rating")),
-                        "genre": as_str(row.get("genre")),
-                        "tmdb_id": as_id(row.get("tmdb_id")),
-                        "imdb_id": as_str(row.get("imdb_id")),
-                        "thumb": _logo(row.get("logo")),
-                        "url": f"{self.public_url}/proxy/vod/movie/{quote(uuid, safe='')}",
-                    }
-                )
-            )
-        mark_ambiguous(metas, movie_group, lambda m: str(m["id"]))
-        for meta in metas:
+        # every page is read (to find duplicate titles) before the first entry comes out,
+        # but only one id per title stays in memory: the metas wait in a temp file
+        for meta in flag_duplicates(self._movie_metas(http), movie_group, _meta_id):
             if self.url_mode == "direct":
                 info = http.get_json(
                     f"{self.base}/api/vod/movies/{meta['id']}/provider-info/", "movie provider-info"
@@ -228,6 +205,30 @@ class DispatcharrSource:
                         meta["url"] = url
                         meta["stream_id"] = as_id(info.get("stream_id")) or ""
             yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
+
+    def _movie_metas(self, http: HttpFetcher) -> Iterator[dict[str, Any]]:
+        for row in self._pages(http, "/api/vod/movies/", "the movie list"):
+            ident, uuid = as_id(row.get("id")), as_str(row.get("uuid"))
+            if not ident or not uuid:
+                continue
+            name = as_str(row.get("name")) or ""
+            title, year = title_and_year(name, row.get("year"))
+            yield compact(
+                {
+                    "id": ident,
+                    "uuid": uuid,
+                    "name": name,
+                    "title": title,
+                    "year": year,
+                    "plot": as_str(row.get("description")),
+                    "rating": as_float(row.get("rating")),
+                    "genre": as_str(row.get("genre")),
+                    "tmdb_id": as_id(row.get("tmdb_id")),
+                    "imdb_id": as_str(row.get("imdb_id")),
+                    "thumb": _logo(row.get("logo")),
+                    "url": f"{self.public_url}/proxy/vod/movie/{quote(uuid, safe='')}",
+                }
+            )
 
     def _episodes(
         self, http: HttpFetcher, accounts: Mapping[str, Mapping[str, str]]
@@ -316,6 +317,10 @@ class DispatcharrSource:
                 meta["show_year"] = as_year(data.get("year"))
         mark_ambiguous(episodes, lambda m: f"{m['season']}x{m['episode']}", lambda m: str(m["id"]))
         return episodes
+
+
+def _meta_id(meta: Mapping[str, Any]) -> str:
+    return str(meta["id"])
 
 
 def _logo(value: Any) -> str | None:

@@ -4,20 +4,32 @@ An entry is an ``#EXTINF:-1 tvg-id=".." tvg-name=".." tvg-logo=".." group-title=
 line followed by its URL. Episodes are told from movies by the URL path (``/series/`` vs
 ``/movie/``), a ``Show S01E02`` name, or a series-like group title; live channels
 (``/live/``, no video file extension) are skipped.
+
+The playlist is read line by line (a remote one from a temp file it is downloaded to), and
+entries wait in temp files until duplicates are known, so a big list is never in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from mediamill.sources._http import HttpFetcher
-from mediamill.sources._vod import as_str, compact, mark_ambiguous, movie_group, title_and_year
+from mediamill.sources._vod import (
+    Duplicates,
+    MetaSpool,
+    as_str,
+    compact,
+    movie_group,
+    title_and_year,
+)
 from mediamill.sources.base import SourceEntry, SourceError
 from mediamill.strm.names import split_episode, split_year, title_key
 
@@ -71,45 +83,90 @@ class M3USource:
     def __repr__(self) -> str:
         return f"M3USource({self.name!r})"
 
-    def _text(self) -> str:
+    @contextlib.contextmanager
+    def _body(self) -> Iterator[IO[bytes]]:
+        """The playlist's bytes: the local file, or the download in a temp file."""
         if self.is_remote:
             http = HttpFetcher(self.name, secrets=self._secrets, **self._http_options)
             try:
-                body = http.get_bytes(self.location, "the playlist")
+                body = http.download(self.location, "the playlist")
             finally:
                 http.close()
-        else:
-            try:
-                body = Path(self.location).read_bytes()
-            except OSError as exc:
-                raise SourceError(
-                    f"{self.name}: cannot read the playlist ({exc.strerror})"
-                ) from None
-        text = body.decode("utf-8-sig", errors="replace")
-        if "#EXTINF" not in text and "#EXTM3U" not in text:
+            with body:
+                yield body
+            return
+        try:
+            handle = open(self.location, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read the playlist ({exc.strerror})") from None
+        with handle:
+            yield handle
+
+    def _lines(self, body: IO[bytes]) -> Iterator[str]:
+        """The playlist's lines, as ``str.splitlines`` of the whole text would give them;
+        a :class:`SourceError` at the end when it is no M3U playlist."""
+        marked = False
+        text = io.TextIOWrapper(body, encoding="utf-8-sig", errors="replace")
+        try:
+            for raw in text:
+                if not marked and ("#EXTINF" in raw or "#EXTM3U" in raw):
+                    marked = True
+                yield from raw.splitlines()
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read the playlist ({exc.strerror})") from None
+        finally:
+            text.detach()
+        if not marked:
             raise SourceError(f"{self.name}: this is not an M3U playlist (no #EXTM3U/#EXTINF)")
-        return text
 
     def iter_entries(self) -> Iterator[SourceEntry]:
-        movies: list[dict[str, Any]] = []
-        episodes: list[dict[str, Any]] = []
-        skipped = 0
-        for attrs, name, url in _parse(self._text()):
-            entry = self._classify(attrs, name, url)
-            if entry is None:
-                skipped += 1
-            elif entry[0] == "movie":
-                movies.append(entry[1])
-            else:
-                episodes.append(entry[1])
-        if skipped:
-            log.info("%s: %d playlist entries are neither movies nor episodes", self.name, skipped)
-        mark_ambiguous(movies, movie_group, lambda m: str(m["id"]))
-        self._finish_shows(episodes)
-        for meta in movies:
-            yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
-        for meta in episodes:
-            yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)
+        movies, episodes = MetaSpool(), MetaSpool()
+        try:
+            movie_duplicates, episode_duplicates = Duplicates(), Duplicates()
+            #: show key -> the first thumb seen for the show (one tvshow.nfo per show)
+            thumbs: dict[str, str] = {}
+            skipped = 0
+            with self._body() as body:
+                for attrs, name, url in _parse(self._lines(body)):
+                    entry = self._classify(attrs, name, url)
+                    if entry is None:
+                        skipped += 1
+                        continue
+                    kind, meta = entry
+                    if kind == "movie":
+                        group = movie_group(meta)
+                        movie_duplicates.add(group, str(meta["id"]))
+                        movies.add((group, meta))
+                        continue
+                    show = title_key(meta["show"], meta.get("show_year"))
+                    meta["show_id"] = hashlib.sha1(
+                        show.encode(), usedforsecurity=False
+                    ).hexdigest()[:10]
+                    if "thumb" in meta:
+                        thumbs.setdefault(show, meta["thumb"])
+                    group = f"{meta['show_id']}/{meta['season']}x{meta['episode']}"
+                    episode_duplicates.add(group, str(meta["id"]))
+                    episodes.add((show, group, meta))
+            if skipped:
+                log.info(
+                    "%s: %d playlist entries are neither movies nor episodes", self.name, skipped
+                )
+            movie_duplicates.done()
+            episode_duplicates.done()
+            for group, meta in movies:
+                if group in movie_duplicates:
+                    meta["ambiguous"] = True
+                yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
+            for show, group, meta in episodes:
+                thumb = thumbs.get(show)
+                if thumb:
+                    meta["show_thumb"] = thumb
+                if group in episode_duplicates:
+                    meta["ambiguous"] = True
+                yield SourceEntry(key=f"episode/{meta['id']}", kind="episode", meta=meta)
+        finally:
+            movies.close()
+            episodes.close()
 
     def _classify(
         self, attrs: dict[str, str], name: str, url: str
@@ -165,30 +222,11 @@ class M3USource:
             }
         )
 
-    @staticmethod
-    def _finish_shows(episodes: list[dict[str, Any]]) -> None:
-        """Show-level fields, identical for every episode of a show (one tvshow.nfo)."""
-        thumbs: dict[str, str] = {}
-        for meta in episodes:
-            key = title_key(meta["show"], meta.get("show_year"))
-            meta["show_id"] = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:10]
-            if "thumb" in meta:
-                thumbs.setdefault(key, meta["thumb"])
-        for meta in episodes:
-            thumb = thumbs.get(title_key(meta["show"], meta.get("show_year")))
-            if thumb:
-                meta["show_thumb"] = thumb
-        mark_ambiguous(
-            episodes,
-            lambda m: f"{m['show_id']}/{m['season']}x{m['episode']}",
-            lambda m: str(m["id"]),
-        )
 
-
-def _parse(text: str) -> Iterator[tuple[dict[str, str], str, str]]:
+def _parse(lines: Iterable[str]) -> Iterator[tuple[dict[str, str], str, str]]:
     """``(attributes, name, url)`` per ``#EXTINF`` entry."""
     pending: tuple[dict[str, str], str] | None = None
-    for raw in text.splitlines():
+    for raw in lines:
         line = raw.strip()
         if not line:
             continue

@@ -3,6 +3,9 @@
 Provider JSON is messy: numbers arrive as strings or ints, fields go missing, ``episodes``
 is a dict keyed by season or a list (of lists or of episodes). Everything is read through
 tolerant converters; a response of the wrong overall shape is a :class:`SourceError`.
+
+The lists (``get_vod_streams`` can hold hundreds of thousands of movies) are downloaded to a
+temp file and parsed row by row (ijson), never as one document in memory.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, urlsplit
+
+import ijson  # type: ignore[import-untyped]
 
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
@@ -22,6 +27,7 @@ from mediamill.sources._vod import (
     as_year,
     compact,
     episode_entries,
+    flag_duplicates,
     mark_ambiguous,
     movie_group,
     show_group,
@@ -33,6 +39,7 @@ from mediamill.strm.names import split_episode, strip_prefix
 log = logging.getLogger(__name__)
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,8}$")
+_UNQUOTED = re.compile(r"^[A-Za-z0-9_.~-]+$")
 
 
 def display_name(server: str) -> str:
@@ -79,6 +86,7 @@ class XtreamSource:
         self.name = display_name(server)
         self._username = username
         self._password = password
+        self._url_auth = f"{quote(username, safe='')}/{quote(password, safe='')}"
         self.vod_info = vod_info
         self.movies = movies
         self.series = series
@@ -93,37 +101,60 @@ class XtreamSource:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _call(self, http: HttpFetcher, action: str | None, **params: str) -> Any:
+    def _query(self, action: str | None, params: Mapping[str, str]) -> dict[str, str]:
         query = {"username": self._username, "password": self._password, **params}
         if action:
             query["action"] = action
+        return query
+
+    def _check_account(self, info: Mapping[str, Any]) -> None:
+        """Raise when ``user_info`` says the credentials or the account are not good."""
+        if as_int(info.get("auth")) != 1:
+            raise SourceError(
+                f"{self.name}: the provider rejected the username or password "
+                "(user_info.auth is not 1)"
+            )
+        status = as_str(info.get("status"))
+        if status and status.lower() != "active":
+            raise SourceError(f"{self.name}: the provider account is {status}")
+
+    def _call(self, http: HttpFetcher, action: str | None, **params: str) -> Any:
         what = action or "the account check"
-        data = http.get_json(f"{self.server}/player_api.php", what, query)
+        data = http.get_json(f"{self.server}/player_api.php", what, self._query(action, params))
         if isinstance(data, dict) and isinstance(data.get("user_info"), dict):
-            info = data["user_info"]
-            if as_int(info.get("auth")) != 1:
-                raise SourceError(
-                    f"{self.name}: the provider rejected the username or password "
-                    "(user_info.auth is not 1)"
-                )
-            status = as_str(info.get("status"))
-            if status and status.lower() != "active":
-                raise SourceError(f"{self.name}: the provider account is {status}")
+            self._check_account(data["user_info"])
         return data
 
-    def _list(self, http: HttpFetcher, action: str, **params: str) -> list[dict[str, Any]]:
-        data = self._call(http, action, **params)
-        if data is None or data in ({}, ""):
-            return []
-        if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
-            data = list(data.values())  # some panels answer {"0": {...}, "1": {...}}
-        if not isinstance(data, list):
+    def _rows(self, http: HttpFetcher, action: str, **params: str) -> Iterator[dict[str, Any]]:
+        """The rows of a list answer, parsed as they are read. Some panels answer
+        ``{"0": {...}, "1": {...}}`` instead of a list; empty answers have no rows."""
+        url = f"{self.server}/player_api.php"
+        with http.download(url, action, self._query(action, params)) as body:
+            start = _first_byte(body)
+            try:
+                if start == b"[":
+                    for row in ijson.items(body, "item"):
+                        if isinstance(row, dict):
+                            yield row
+                    return
+                if start == b"{":
+                    for key, value in ijson.kvitems(body, ""):
+                        if key == "user_info" and isinstance(value, dict):
+                            self._check_account(value)
+                        if not isinstance(value, dict):
+                            raise SourceError(f"{self.name}: {action} answered dict, not a list")
+                        yield value
+                    return
+            except ijson.JSONError as exc:
+                body.seek(0)
+                raise http.not_json(action, _parse_error(exc), body.read(60)) from None
+            data = http.decode_json(body.read(), action)
+        if data is not None and data != "":
             raise SourceError(f"{self.name}: {action} answered {type(data).__name__}, not a list")
-        return [row for row in data if isinstance(row, dict)]
 
     def _categories(self, http: HttpFetcher, action: str) -> dict[str, str]:
         names: dict[str, str] = {}
-        for row in self._list(http, action):
+        for row in self._rows(http, action):
             ident, name = as_id(row.get("category_id")), as_str(row.get("category_name"))
             if ident and name:
                 names[ident] = name
@@ -133,8 +164,8 @@ class XtreamSource:
         ext = as_str(extension) or "mp4"
         if not _EXTENSION.match(ext):
             ext = "mp4"
-        user, password = quote(self._username, safe=""), quote(self._password, safe="")
-        return f"{self.server}/{kind}/{user}/{password}/{quote(stream_id, safe='')}.{ext}"
+        ident = stream_id if _UNQUOTED.match(stream_id) else quote(stream_id, safe="")
+        return f"{self.server}/{kind}/{self._url_auth}/{ident}.{ext}"
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -154,24 +185,21 @@ class XtreamSource:
 
     def _movies(self, http: HttpFetcher) -> Iterator[SourceEntry]:
         categories = self._categories(http, "get_vod_categories")
-        metas: list[dict[str, Any]] = []
-        skipped = 0
-        # rows and metas are consumed as they are used (pop), so a 100,000-movie answer is
-        # never held twice: memory peaks at one copy, not at raw rows + metas + entries
-        rows = self._list(http, "get_vod_streams")
-        rows.reverse()
-        while rows:
-            meta = self._movie_meta(rows.pop(), categories)
-            if meta is None:
-                skipped += 1
-            else:
-                metas.append(meta)
-        if skipped:
-            log.warning("%s: %d movies without a stream id were skipped", self.name, skipped)
-        mark_ambiguous(metas, movie_group, lambda m: str(m["id"]))
-        metas.reverse()
-        while metas:
-            meta = metas.pop()
+
+        def metas() -> Iterator[dict[str, Any]]:
+            skipped = 0
+            for row in self._rows(http, "get_vod_streams"):
+                meta = self._movie_meta(row, categories)
+                if meta is None:
+                    skipped += 1
+                else:
+                    yield meta
+            if skipped:
+                log.warning("%s: %d movies without a stream id were skipped", self.name, skipped)
+
+        # the whole list is read (to find duplicate titles) before the first entry comes
+        # out, but only one id per title stays in memory: the metas wait in a temp file
+        for meta in flag_duplicates(metas(), movie_group, _meta_id):
             if self.vod_info:
                 self._add_vod_info(http, meta)
             yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
@@ -234,7 +262,7 @@ class XtreamSource:
     def _episodes(self, http: HttpFetcher) -> Iterator[SourceEntry]:
         categories = self._categories(http, "get_series_categories")
         shows: list[dict[str, Any]] = []
-        for row in self._list(http, "get_series"):
+        for row in self._rows(http, "get_series"):
             series_id = as_id(row.get("series_id"))
             if not series_id:
                 continue
@@ -313,6 +341,29 @@ class XtreamSource:
                 "stream_id": episode_id,
             }
         )
+
+
+def _meta_id(meta: Mapping[str, Any]) -> str:
+    return str(meta["id"])
+
+
+def _first_byte(body: IO[bytes]) -> bytes:
+    """The first byte of ``body`` that is not JSON whitespace (``b""`` if none); rewinds."""
+    start = b""
+    while chunk := body.read(256):
+        start = chunk.lstrip(b" \t\r\n")[:1]
+        if start:
+            break
+    body.seek(0)
+    return start
+
+
+def _parse_error(exc: Exception) -> str:
+    """The first line of an ijson error (the rest quotes the answer around the error)."""
+    reason = exc.args[0] if exc.args else ""
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", errors="replace")
+    return str(reason).replace("\\n", "\n").split("\n", 1)[0].strip() or type(exc).__name__
 
 
 def _episode_rows(

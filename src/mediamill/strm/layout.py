@@ -13,6 +13,7 @@ processing order. ``disambiguate="always"`` suffixes every title.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from mediamill.strm.names import (
 _TITLE_BYTES = 180
 _EXTENSIONS = (".strm", ".nfo")
 _FILE_STEM_BYTES = MAX_COMPONENT_BYTES - max(len(ext) for ext in _EXTENSIONS)
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
+_URL_ORIGIN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
 
 
 class UnsafePath(ValueError):
@@ -156,6 +159,10 @@ class Layout:
 
     def movie_stem(self, key: str, meta: Mapping[str, Any]) -> str:
         """``Movies/Title (Year)/Title (Year)``: the movie's path without extension."""
+        return self._movie(key, meta)[1]
+
+    def _movie(self, key: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+        """The movie's display title and its stem."""
         title = self.display_title(meta.get("title") or meta.get("name"), _fallback(key))
         name = self._name(
             self.movie_name,
@@ -166,10 +173,14 @@ class Layout:
             ambiguous=bool(meta.get("ambiguous")),
             max_bytes=_FILE_STEM_BYTES,
         )
-        return "/".join([*_components(self.movies_dir), name, name])
+        return title, "/".join([*_components(self.movies_dir), name, name])
 
     def show_dir(self, key: str, meta: Mapping[str, Any]) -> str:
         """``TV Shows/Show (Year)``: the folder of the entry's show."""
+        return self._show(key, meta)[1]
+
+    def _show(self, key: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+        """The show's display title and its folder."""
         title = self.display_title(meta.get("show"), _fallback(key, "Show"))
         name = self._name(
             self.show_name,
@@ -180,11 +191,15 @@ class Layout:
             ambiguous=bool(meta.get("show_ambiguous")),
             max_bytes=MAX_COMPONENT_BYTES,
         )
-        return "/".join([*_components(self.shows_dir), name])
+        return title, "/".join([*_components(self.shows_dir), name])
 
     def episode_stem(self, key: str, meta: Mapping[str, Any]) -> str:
         """``TV Shows/Show (Year)/Season 01/Show S01E02 - Title``, without extension."""
-        show = self.display_title(meta.get("show"), _fallback(key, "Show"))
+        return self._episode(key, meta)[2]
+
+    def _episode(self, key: str, meta: Mapping[str, Any]) -> tuple[str, str, str]:
+        """The episode's show title, show folder and stem."""
+        show, show_dir = self._show(key, meta)
         season = _as_int(meta.get("season")) or 0
         episode = _as_int(meta.get("episode")) or 0
         title = str(meta.get("title") or "").strip()
@@ -200,8 +215,8 @@ class Layout:
             suffix = f" [id {values['id']}]"
             name = truncate_utf8(name, _FILE_STEM_BYTES - len(suffix.encode())) + suffix
         name = clean_component(name, max_bytes=_FILE_STEM_BYTES)
-        season_dir = clean_component(self.season_dir.format(season=season))
-        return f"{self.show_dir(key, meta)}/{season_dir}/{name}"
+        season_dir = _season_dir(self.season_dir, season)
+        return show, show_dir, f"{show_dir}/{season_dir}/{name}"
 
     # -- files -----------------------------------------------------------------------------
 
@@ -211,8 +226,8 @@ class Layout:
             stem = self.movie_stem(key, meta)
             return [f"{stem}.strm", f"{stem}.nfo"]
         if kind == "episode":
-            stem = self.episode_stem(key, meta)
-            return [f"{stem}.strm", f"{stem}.nfo", f"{self.show_dir(key, meta)}/tvshow.nfo"]
+            _show, show_dir, stem = self._episode(key, meta)
+            return [f"{stem}.strm", f"{stem}.nfo", f"{show_dir}/tvshow.nfo"]
         raise ValueError(f"the strm layout has no place for items of kind {kind!r}")
 
     def plan(self, key: str, kind: str, meta: Mapping[str, Any]) -> list[PlannedFile]:
@@ -220,34 +235,28 @@ class Layout:
         url = self.stream_url(meta)
         strm = (url + "\n").encode("utf-8")
         if kind == "movie":
-            stem = self.movie_stem(key, meta)
-            title = self.display_title(meta.get("title") or meta.get("name"), _fallback(key))
+            title, stem = self._movie(key, meta)
             return [
                 PlannedFile(f"{stem}.strm", strm),
                 PlannedFile(f"{stem}.nfo", nfo.movie_nfo(meta, title)),
             ]
         if kind == "episode":
-            stem = self.episode_stem(key, meta)
-            show = self.display_title(meta.get("show"), _fallback(key, "Show"))
+            show, show_dir, stem = self._episode(key, meta)
             title = str(meta.get("title") or "").strip() or _episode_label(meta)
             return [
                 PlannedFile(f"{stem}.strm", strm),
                 PlannedFile(f"{stem}.nfo", nfo.episode_nfo(meta, title, show)),
-                PlannedFile(
-                    f"{self.show_dir(key, meta)}/tvshow.nfo",
-                    nfo.tvshow_nfo(meta, show),
-                    shared=True,
-                ),
+                PlannedFile(f"{show_dir}/tvshow.nfo", nfo.tvshow_nfo(meta, show), shared=True),
             ]
         raise ValueError(f"the strm layout has no place for items of kind {kind!r}")
 
     def stream_url(self, meta: Mapping[str, Any]) -> str:
         """The URL the .strm holds (never put it in a message: it may carry credentials)."""
         url = str(meta.get("url") or "").strip()
-        if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$", url):
+        if not _URL.match(url):
             raise ValueError("entry has no usable stream URL")
         if self.url_base:
-            url = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+", self.url_base.rstrip("/"), url)
+            url = _URL_ORIGIN.sub(self.url_base.rstrip("/"), url, count=1)
         return url
 
 
@@ -260,9 +269,15 @@ def resolve_inside(root: Path, relpath: str) -> Path:
     return target
 
 
-def _components(path: str) -> list[str]:
+@functools.lru_cache(maxsize=64)
+def _components(path: str) -> tuple[str, ...]:
     parts = [p for p in path.replace("\\", "/").split("/") if p.strip()]
-    return [clean_component(p) for p in parts]
+    return tuple(clean_component(p) for p in parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _season_dir(template: str, season: int) -> str:
+    return clean_component(template.format(season=season))
 
 
 def _field(value: str, max_bytes: int) -> str:

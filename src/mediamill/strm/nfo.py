@@ -1,18 +1,22 @@
 """Kodi/Jellyfin .nfo documents (``<movie>``, ``<tvshow>``, ``<episodedetails>``) as bytes.
 
-Built with ``xml.etree`` so every value is escaped; characters XML 1.0 forbids (most control
-characters) are dropped, so every document parses.
+Every value is escaped; characters XML 1.0 forbids (most control characters) are dropped, so
+every document parses. The documents are flat (one level of children), so they are written
+as text directly: byte for byte what ``xml.etree`` with ``ET.indent(space="  ")`` gives, at
+a fraction of its cost (an export renders one .nfo per file it writes).
 """
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+_XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_GENRE_SPLIT = re.compile(r"\s*[,/|;]\s*")
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ID_KINDS = ("tmdb", "imdb", "tvdb")
 
 
 def _text(value: Any) -> str | None:
@@ -23,72 +27,79 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _add(parent: ET.Element, tag: str, value: Any, **attrib: str) -> None:
-    text = _text(value)
-    if text is not None:
-        ET.SubElement(parent, tag, attrib).text = text
+class _Document:
+    """One flat element with text-only children, serialized like ``ET.indent`` + ``tostring``."""
 
+    __slots__ = ("lines", "tag")
 
-def _add_ids(parent: ET.Element, meta: Mapping[str, Any], prefix: str = "") -> None:
-    default = "true"
-    for kind in ("tmdb", "imdb", "tvdb"):
-        value = _text(meta.get(f"{prefix}{kind}_id"))
-        if value is not None:
-            _add(parent, "uniqueid", value, type=kind, default=default)
-            default = "false"
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.lines: list[str] = []
 
+    def add(self, tag: str, value: Any, attributes: str = "") -> None:
+        text = _text(value)
+        if text is not None:
+            self.lines.append(f"  <{tag}{attributes}>{text.translate(_ESCAPES)}</{tag}>\n")
 
-def _add_genres(parent: ET.Element, genre: Any) -> None:
-    text = _text(genre)
-    if text is None:
-        return
-    for part in re.split(r"\s*[,/|;]\s*", text):
-        _add(parent, "genre", part)
+    def add_ids(self, meta: Mapping[str, Any], prefix: str = "") -> None:
+        default = "true"
+        for kind in _ID_KINDS:
+            value = _text(meta.get(f"{prefix}{kind}_id"))
+            if value is not None:
+                self.add("uniqueid", value, f' type="{kind}" default="{default}"')
+                default = "false"
 
+    def add_genres(self, genre: Any) -> None:
+        text = _text(genre)
+        if text is None:
+            return
+        for part in _GENRE_SPLIT.split(text):
+            self.add("genre", part)
 
-def _serialize(root: ET.Element) -> bytes:
-    ET.indent(root, space="  ")
-    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return _XML_DECLARATION + body + b"\n"
+    def to_bytes(self) -> bytes:
+        if not self.lines:
+            return f"{_XML_DECLARATION}<{self.tag} />\n".encode()
+        body = "".join(self.lines)
+        return f"{_XML_DECLARATION}<{self.tag}>\n{body}</{self.tag}>\n".encode()
 
 
 def movie_nfo(meta: Mapping[str, Any], title: str) -> bytes:
     """``<movie>``: title, originaltitle, year, plot, rating, genre, uniqueid, thumb."""
-    root = ET.Element("movie")
-    _add(root, "title", title)
-    _add(root, "originaltitle", meta.get("originaltitle") or title)
-    _add(root, "year", meta.get("year"))
-    _add(root, "plot", meta.get("plot"))
-    _add(root, "rating", meta.get("rating"))
-    _add_genres(root, meta.get("genre"))
-    _add_ids(root, meta)
-    _add(root, "thumb", meta.get("thumb"), aspect="poster")
-    return _serialize(root)
+    doc = _Document("movie")
+    doc.add("title", title)
+    doc.add("originaltitle", meta.get("originaltitle") or title)
+    doc.add("year", meta.get("year"))
+    doc.add("plot", meta.get("plot"))
+    doc.add("rating", meta.get("rating"))
+    doc.add_genres(meta.get("genre"))
+    doc.add_ids(meta)
+    doc.add("thumb", meta.get("thumb"), ' aspect="poster"')
+    return doc.to_bytes()
 
 
 def tvshow_nfo(meta: Mapping[str, Any], title: str) -> bytes:
     """``<tvshow>`` from the show-level fields (``show_*``) an episode entry carries."""
-    root = ET.Element("tvshow")
-    _add(root, "title", title)
-    _add(root, "year", meta.get("show_year"))
-    _add(root, "plot", meta.get("show_plot"))
-    _add(root, "rating", meta.get("show_rating"))
-    _add_genres(root, meta.get("show_genre"))
-    _add_ids(root, meta, prefix="show_")
-    _add(root, "thumb", meta.get("show_thumb"), aspect="poster")
-    return _serialize(root)
+    doc = _Document("tvshow")
+    doc.add("title", title)
+    doc.add("year", meta.get("show_year"))
+    doc.add("plot", meta.get("show_plot"))
+    doc.add("rating", meta.get("show_rating"))
+    doc.add_genres(meta.get("show_genre"))
+    doc.add_ids(meta, prefix="show_")
+    doc.add("thumb", meta.get("show_thumb"), ' aspect="poster"')
+    return doc.to_bytes()
 
 
 def episode_nfo(meta: Mapping[str, Any], title: str, show_title: str) -> bytes:
     """``<episodedetails>``: title, showtitle, season, episode, plot, aired, rating, uniqueid."""
-    root = ET.Element("episodedetails")
-    _add(root, "title", title)
-    _add(root, "showtitle", show_title)
-    _add(root, "season", meta.get("season"))
-    _add(root, "episode", meta.get("episode"))
-    _add(root, "plot", meta.get("plot"))
-    _add(root, "aired", meta.get("aired"))
-    _add(root, "rating", meta.get("rating"))
-    _add_ids(root, meta)
-    _add(root, "thumb", meta.get("thumb"))
-    return _serialize(root)
+    doc = _Document("episodedetails")
+    doc.add("title", title)
+    doc.add("showtitle", show_title)
+    doc.add("season", meta.get("season"))
+    doc.add("episode", meta.get("episode"))
+    doc.add("plot", meta.get("plot"))
+    doc.add("aired", meta.get("aired"))
+    doc.add("rating", meta.get("rating"))
+    doc.add_ids(meta)
+    doc.add("thumb", meta.get("thumb"))
+    return doc.to_bytes()

@@ -41,6 +41,14 @@ NASTY_MOVIE_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class RawJson:
+    """An answer sent as these exact bytes, for answers ``json.dumps`` cannot make (a
+    truncated list, say): return one from a replaced ``VodServer.xtream``."""
+
+    body: bytes
+
+
 @dataclass
 class VodCatalog:
     """A generated catalog; rows are computed per index (see module docstring).
@@ -486,7 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, data: Any) -> None:
-        self._send(200, json.dumps(data).encode())
+        self._send(200, data.body if isinstance(data, RawJson) else json.dumps(data).encode())
 
     def _prelude(self) -> bool:
         number = self.vod._count()
