@@ -62,17 +62,22 @@ def write_atomic(path: StrPath, content: bytes) -> None:
         os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, _OPEN_NEW, 0o644)
     try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        _write_all(fd, content)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _write_all(fd: int, content: bytes) -> None:
+    """Write every byte of ``content`` to ``fd`` (``os.write`` may write less), then close it."""
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def write_new(path: StrPath, content: bytes) -> bool:
@@ -88,12 +93,7 @@ def write_new(path: StrPath, content: bytes) -> bool:
     except FileExistsError:
         return False
     try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        _write_all(fd, content)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
