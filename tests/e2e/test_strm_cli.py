@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mediamill.processors.strm import MARKER
 from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 from tests.helpers.cli import mediamill as run_cli
 
@@ -62,10 +64,13 @@ def export(tmp: Path, spec: str, out: Path, *args: str) -> str:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """``relative path -> (inode, mtime_ns)`` of every file under ``root``."""
+    """``relative path -> (inode, mtime_ns)`` of every file under ``root`` (but mediamill's
+    own marker in the root, a hidden file that media servers pass over)."""
     found: dict[str, tuple[int, int]] = {}
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
+            if name == MARKER and dirpath == str(root):
+                continue
             st = os.lstat(os.path.join(dirpath, name))
             found[Path(dirpath, name).relative_to(root).as_posix()] = (st.st_ino, st.st_mtime_ns)
     return found
@@ -88,7 +93,7 @@ def assert_kodi_library(out: Path, entries: int, shows: int) -> None:
     files = snapshot(out)
     strms = [p for p in files if p.endswith(".strm")]
     assert len(strms) == entries, sorted(strms)
-    assert set(os.listdir(out)) == {"Movies", "TV Shows"}
+    assert set(os.listdir(out)) == {"Movies", "TV Shows", MARKER}
     for path in files:
         parts = path.split("/")
         assert all(len(part.encode()) <= 255 and not part.startswith(".") for part in parts), path
@@ -261,3 +266,58 @@ def test_exporting_to_a_second_output_folder_writes_every_file_there(
     export(tmp_path, provider.xtream_spec, tmp_path / "first")
     export(tmp_path, provider.xtream_spec, tmp_path / "second")
     assert snapshot(tmp_path / "second").keys() == snapshot(tmp_path / "first").keys()
+
+
+def test_an_unchanged_provider_is_neither_parsed_nor_walked_again_but_changes_still_count(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """When the provider answers byte for byte as last time, the re-run says so, parses
+    nothing and skips the walk over the exported files; a title removed after that is still
+    reported, on every run while its files stay, and `--force` reads everything again."""
+    out = tmp_path / "library"
+    export(tmp_path, provider.xtream_spec, out)
+    removed_name = movie_folder(out, provider.catalog.movie_title(REMOVED)[0])
+    before = snapshot(out)
+
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert "the provider answered exactly as last time" in printed
+    assert f"{ENTRIES} unchanged" in printed
+    assert "nothing changed since the last cleanup" in printed
+    assert snapshot(out) == before
+
+    provider.catalog.removed.add(REMOVED)
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert "exactly as last time" not in printed
+    assert "1 missing" in printed
+    assert removed_name in printed, "the preview names the removed title's files"
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert "exactly as last time" in printed
+    assert removed_name in printed, "stray files are listed again while they stay"
+    assert "nothing changed since the last cleanup" not in printed
+
+    printed = export(tmp_path, provider.xtream_spec, out, "--force")
+    assert "exactly as last time" not in printed
+    assert f"{ENTRIES - 1} unchanged" in printed
+    assert snapshot(out) == before, "a forced run compares and rewrites nothing"
+
+
+def test_an_emptied_output_folder_is_exported_again(provider: VodServer, tmp_path: Path) -> None:
+    """Results are tied to the output folder they were written to: when the folder is
+    deleted (or only its marker), the next run exports every entry again instead of calling
+    them up to date; files that are still there are compared and left untouched."""
+    out = tmp_path / "library"
+    export(tmp_path, provider.xtream_spec, out)
+    first = snapshot(out)
+    shutil.rmtree(out)
+
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert f"{ENTRIES} ok" in printed
+    assert_kodi_library(out, ENTRIES, shows=SERIES)
+    assert snapshot(out).keys() == first.keys()
+
+    before = snapshot(out)
+    (out / MARKER).unlink()
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert f"{ENTRIES} ok" in printed
+    assert snapshot(out) == before, "files already right are not rewritten"
+    assert (out / MARKER).is_file()

@@ -346,3 +346,79 @@ def test_a_provider_that_changes_every_entry_updates_every_item(catalog: Catalog
     assert [row[0] for row in rows] == ["movie/0", "movie/1", "movie/2", "movie/3"]
     assert all(row[2] is None and row[3] is None for row in rows)
     assert [json.loads(row[4] or "{}")["url"] for row in rows] == ["http://b/1"] * 4
+
+
+def test_answers_unchanged_since_the_last_sync_are_not_parsed_again(
+    server: VodServer, catalog: Catalog
+) -> None:
+    """A re-read whose answers are byte for byte the last complete sync's parses and
+    compares nothing; any change (a renamed title) is synced in full; `full` forces it."""
+    from mediamill import ops
+
+    library = ops.resolve_library(catalog, server.xtream_spec, source_options=FAST)
+
+    def refresh(**kwargs: Any) -> dict[str, Any]:
+        return ops.refresh_library(
+            catalog, library, source_options=FAST, spec=server.xtream_spec, **kwargs
+        )
+
+    assert refresh()["new"] == 24
+    assert catalog.source_digest(library.id) is not None
+    again = refresh()
+    assert again.get("source_unchanged") is True
+    assert (again["unchanged"], again["new"], again["changed"]) == (24, 0, 0)
+
+    server.catalog.renamed[3] = "Some Other Title"
+    changed = refresh()
+    assert "source_unchanged" not in changed
+    assert changed["changed"] == 1
+    assert {i.meta["title"] for i in catalog.iter_items(library.id) if i.path == "movie/4"} == {
+        "Some Other Title"
+    }
+    assert refresh().get("source_unchanged") is True
+    forced = refresh(full=True)
+    assert "source_unchanged" not in forced
+    assert forced["unchanged"] == 24
+
+
+def test_a_sync_that_stops_halfway_is_never_taken_for_complete(
+    server: VodServer, catalog: Catalog
+) -> None:
+    """When parsing fails after some entries were stored (a broken series answer), the
+    digest is forgotten: the next read parses everything, even if the answers are back to
+    those of the last complete sync."""
+    from mediamill import ops
+
+    library = ops.resolve_library(catalog, server.xtream_spec, source_options=FAST)
+    refresh = lambda: ops.refresh_library(  # noqa: E731
+        catalog, library, source_options=FAST, spec=server.xtream_spec
+    )
+    refresh()
+    server.malformed = {"get_series_info"}
+    with pytest.raises(SourceError, match="get_series_info did not answer JSON"):
+        refresh()
+    assert catalog.source_digest(library.id) is None
+    server.malformed = set()
+    counts = refresh()
+    assert "source_unchanged" not in counts
+    assert counts["unchanged"] == 24
+    assert refresh().get("source_unchanged") is True
+
+
+def test_an_m3u_file_is_parsed_again_only_when_its_bytes_change(
+    server: VodServer, catalog: Catalog, tmp_path: Path
+) -> None:
+    from mediamill import ops
+
+    playlist = tmp_path / "vod.m3u"
+    playlist.write_text(server.m3u_text(), encoding="utf-8")
+    spec = f"m3u+file://{playlist}"
+    library = ops.resolve_library(catalog, spec)
+    first = ops.refresh_library(catalog, library, spec=spec)
+    assert first["new"] > 0
+    assert ops.refresh_library(catalog, library, spec=spec).get("source_unchanged") is True
+    text = playlist.read_text(encoding="utf-8")
+    playlist.write_text(text.replace("Movie", "Film", 1), encoding="utf-8")
+    changed = ops.refresh_library(catalog, library, spec=spec)
+    assert "source_unchanged" not in changed
+    assert changed["changed"] + changed["new"] >= 1

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mediamill.processors.base import FinishContext, ItemRef, Skip
-from mediamill.processors.strm import StrmProcessor
+from mediamill.processors.strm import MARKER, StrmProcessor
 from mediamill.sources import open_source
 from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 
@@ -34,6 +34,11 @@ class TinyCatalog:
     ) -> Iterator[tuple[str, str, str | None, dict[str, Any] | None, str | None]]:
         for item, data in zip(self.items, self.data, strict=True):
             yield item.path, item.kind, "ok", data, json.dumps(item.meta)
+
+    def export_stamp(self, library_id: int | None, processor: str) -> str:
+        """Changes whenever the items or their results do (as the catalog's does)."""
+        state = [(i.path, i.meta, d) for i, d in zip(self.items, self.data, strict=True)]
+        return json.dumps(state, sort_keys=True, default=str)
 
 
 def scan(server: VodServer) -> list[ItemRef]:
@@ -69,10 +74,15 @@ def run(
     return data, processor.finish(ctx)
 
 
+def exported(root: Path) -> list[Path]:
+    """Every file and folder under ``root`` but mediamill's marker in the root."""
+    return [p for p in root.rglob("*") if p != root / MARKER]
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {
         p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
+        for p in exported(root)
     }
 
 
@@ -95,7 +105,7 @@ def test_export_writes_the_kodi_layout_and_every_nfo_parses(
     items = scan(server)
     data, summary = run(items, {"output": str(tmp_path)})
     assert {d["action"] for d in data} == {"created"}
-    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in exported(tmp_path) if p.is_file())
     owned = {path for d in data for path in d["files"]}
     assert set(files) == owned
     assert len({d["files"][0] for d in data}) == len(items)  # no two entries share a .strm
@@ -146,7 +156,7 @@ def test_renamed_and_removed_titles_are_previewed_then_cleaned_up(
     _data, applied = run(items, {"output": str(tmp_path), "cleanup": "apply"})
     assert applied["removed"] == expected
     assert applied["removed_dirs"] == 2
-    remaining = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    remaining = {p.relative_to(tmp_path).as_posix() for p in exported(tmp_path) if p.is_file()}
     assert remaining == {path for d in data for path in d["files"]}
     assert not [d for d in tmp_path.rglob("*") if d.is_dir() and not any(d.iterdir())]
 
@@ -190,7 +200,7 @@ def test_threads_export_one_show_at_once_safely(tmp_path: Path) -> None:
     shows = list(tmp_path.glob("TV Shows/*/tvshow.nfo"))
     assert len(shows) == 1
     assert ET.parse(shows[0]).getroot().tag == "tvshow"
-    assert not list(tmp_path.rglob(".*"))  # no temp file left behind
+    assert not [p for p in tmp_path.rglob(".*") if p != tmp_path / MARKER]  # no temp file left
     before = snapshot(tmp_path)
     run(items, {"output": str(tmp_path)}, workers=8)
     assert snapshot(tmp_path) == before

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 #: the newest migration; checked against Alembic's head by the test suite, so start-up can
 #: skip loading Alembic when the catalog is already current
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 PAGE = 1000
 
 
@@ -246,6 +247,46 @@ class Catalog:
             conn.execute(
                 update(Library).where(Library.id == library_id).values(scanned_at=utcnow())
             )
+
+    def source_digest(self, library_id: int) -> str | None:
+        """The digest of the provider answers the library's items were last synced from."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(Library.source_digest).where(Library.id == library_id)
+            ).scalar_one_or_none()
+        return str(value) if value else None
+
+    def set_source_digest(self, library_id: int, digest: str | None) -> None:
+        """Record (or, with ``None``, forget) the digest the items now match. It is forgotten
+        before a sync starts, so a sync that stops halfway is never taken for complete."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Library).where(Library.id == library_id).values(source_digest=digest)
+            )
+
+    def export_stamp(self, library_id: int, processor: str) -> str:
+        """A digest that changes whenever an item of the library or a result of
+        ``processor`` for it is added, changed or removed (counts, highest ids, latest
+        change times): what a processor's ``finish`` compares to skip a full pass when
+        nothing moved since the last one."""
+        import hashlib
+
+        with self.engine.connect() as conn:
+            items = conn.execute(
+                select(
+                    func.count(),
+                    func.max(Item.id),
+                    func.max(Item.last_changed),
+                    func.sum(case((Item.present.is_(True), 1), else_=0)),
+                ).where(Item.library_id == library_id)
+            ).one()
+            results = conn.execute(
+                select(func.count(), func.max(Result.id), func.max(Result.updated_at))
+                .join(Item, Item.id == Result.item_id)
+                .where(Item.library_id == library_id, Result.processor == processor)
+            ).one()
+        raw = repr((tuple(items), tuple(results))).encode()
+        return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     def library_counts(self, library_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -61,6 +61,9 @@ class Library(Base):
     kind: Mapped[str] = mapped_column(String(32), default="folder")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     scanned_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: a source library: digest of the provider's answers its items were last synced from
+    #: (``None`` while a sync is under way, or for sources that give none)
+    source_digest: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Item(Base):

@@ -54,7 +54,12 @@ def run(
         None, "--executor", "-e", help="auto, serial, threads or processes."
     ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Process at most N items."),
-    force: bool = typer.Option(False, "--force", help="Redo items whose result is fresh."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Redo items whose result is fresh; re-read a source in full even when its "
+        "answers are unchanged.",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Change nothing; report what would be done."
     ),
@@ -109,7 +114,9 @@ def run(
         ops.validate_options(processor, options)
         library = ops.resolve_library(catalog, target, source_options=options)
         with console.status(f"Reading {target} …", spinner="dots"):
-            scanned = ops.refresh_library(catalog, library, source_options=options, spec=target)
+            scanned = ops.refresh_library(
+                catalog, library, source_options=options, spec=target, full=force
+            )
     except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, scanned))
@@ -160,6 +167,8 @@ def _scan_line(name: str, scanned: dict[str, Any]) -> str:
     text = f"[bold]{name}[/]: " + ", ".join(parts)
     if problems:
         text += f", [yellow]{problems} passed over[/] (see `mediamill scan`)"
+    if scanned.get("source_unchanged"):
+        text += " (the provider answered exactly as last time)"
     return text
 
 

@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import unicodedata
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ _CLEANUP_MODES = ("off", "preview", "apply")
 _REPORT_LOCK = threading.Lock()
 _PARTS_SUFFIX = ".parts.jsonl"
 _WOULD = {"created": "would_create", "updated": "would_update", "moved": "would_move"}
+#: in the output root: which export this folder holds, and when its last cleanup found it clean
+MARKER = ".mediamill-strm.json"
 
 
 class StrmProcessor(Processor):
@@ -113,6 +116,38 @@ class StrmProcessor(Processor):
             raise ValueError("option 'refresh' must be a mapping with kind, url and token")
         if refresh and refresh.get("kind") not in ("jellyfin", "emby", "plex"):
             raise ValueError("refresh kind must be 'jellyfin', 'emby' or 'plex'")
+
+    def result_version(self) -> str:
+        """The version, layout options, and the output folder's export id (kept in
+        :data:`MARKER`): a folder that was emptied or replaced (no marker) gets a new id, so
+        every entry is exported into it again rather than taken for up to date."""
+        return f"{super().result_version()}@{self._export_id()}"
+
+    def _export_id(self) -> str:
+        marker = self._read_marker()
+        if isinstance(marker.get("export"), str):
+            return str(marker["export"])
+        if self.dry_run:
+            return "new"
+        export = uuid.uuid4().hex[:12]
+        try:
+            self.setup()
+            self._write_marker({"export": export})
+        except (OSError, RuntimeError) as exc:
+            log.warning("strm: cannot keep %s in %s (%s)", MARKER, self.root, exc)
+            return "new"
+        return export
+
+    def _read_marker(self) -> dict[str, Any]:
+        try:
+            marker = json.loads((self.root / MARKER).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return marker if isinstance(marker, dict) else {}
+
+    def _write_marker(self, marker: Mapping[str, Any]) -> None:
+        content = json.dumps(marker, indent=1, sort_keys=True).encode() + b"\n"
+        write_atomic(self.root / MARKER, content)
 
     def setup(self) -> None:
         if self.dry_run or self.root.is_dir():
@@ -264,6 +299,39 @@ class StrmProcessor(Processor):
             return
         if not self.root.is_dir():
             return
+        # the walk over every exported file is skipped when it cannot find anything: the
+        # last one left no stray file, and since then no entry, no result and no layout
+        # option changed, and this job exported nothing
+        marker = self._read_marker()
+        stamp = self._cleanup_stamp(ctx)
+        clean = marker.get("clean")
+        clean = clean if isinstance(clean, dict) else {}
+        key = str(ctx.library_root or ctx.library_id)
+        exported = ctx.counters.get("ok", 0) + ctx.counters.get("failed", 0)
+        if not exported and clean.get(key) == stamp:
+            summary["cleanup_skipped"] = (
+                "nothing changed since the last cleanup, which found no stray files"
+            )
+            return
+        left = self._walk(ctx, summary, dry_run=dry_run)
+        if dry_run:
+            return
+        if left or summary["collisions"]:
+            clean.pop(key, None)
+        else:
+            clean[key] = stamp
+        if marker.get("clean") != clean and isinstance(marker.get("export"), str):
+            marker["clean"] = clean
+            with contextlib.suppress(OSError):
+                self._write_marker(marker)
+
+    def _cleanup_stamp(self, ctx: FinishContext) -> str:
+        """What the cleanup's outcome depends on besides the output folder itself."""
+        catalog_state = ctx.catalog.export_stamp(ctx.library_id, self.name)
+        return f"{self.result_version()}:{catalog_state}"
+
+    def _walk(self, ctx: FinishContext, summary: dict[str, Any], *, dry_run: bool) -> int:
+        """Find (and in ``apply`` mode remove) stray files; returns how many are left."""
         owned, entries = self._owned(ctx, summary)
         trees = self.layout.trees
         orphans = sorted(
@@ -277,20 +345,24 @@ class StrmProcessor(Processor):
                 "(an empty or failed provider listing looks the same)"
             )
             summary["would_remove"] = orphans
-            return
+            return len(orphans)
         if self.cleanup == "preview" or dry_run:
             summary["would_remove"] = orphans
             if orphans:  # only removals empty a folder
                 summary["would_remove_dirs"] = len(empty_dirs(self.root, trees, gone=set(orphans)))
-            return
+            return len(orphans)
         removed: list[str] = []
+        left = 0
         for path in orphans:
             try:
                 resolve_inside(self.root, path).unlink()
                 removed.append(path)
-            except (FileNotFoundError, UnsafePath):
+            except FileNotFoundError:
                 continue
+            except UnsafePath:
+                left += 1
             except OSError as exc:
+                left += 1
                 log.warning("strm cleanup could not remove %s: %s", path, exc.strerror)
         summary["removed"] = removed
         removed_dirs = 0
@@ -299,6 +371,7 @@ class StrmProcessor(Processor):
                 folder.rmdir()
                 removed_dirs += 1
         summary["removed_dirs"] = removed_dirs
+        return left
 
     def _write_report(self, summary: Mapping[str, Any]) -> None:
         assert self.report is not None

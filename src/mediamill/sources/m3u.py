@@ -30,7 +30,7 @@ from mediamill.sources._vod import (
     movie_group,
     title_and_year,
 )
-from mediamill.sources.base import SourceEntry, SourceError
+from mediamill.sources.base import AnswerDigest, SourceEntry, SourceError, SourceRead
 from mediamill.strm.names import split_episode, split_year, title_key
 
 log = logging.getLogger(__name__)
@@ -119,34 +119,63 @@ class M3USource:
         if not marked:
             raise SourceError(f"{self.name}: this is not an M3U playlist (no #EXTM3U/#EXTINF)")
 
+    def read(self, since: str | None = None) -> SourceRead:
+        """The playlist is read (downloaded) and digested first, and parsed only when its
+        digest is not ``since``."""
+        stack = contextlib.ExitStack()
+        body = stack.enter_context(self._body())
+        try:
+            digest = AnswerDigest("m3u", self.location, self.default_kind)
+            try:
+                digest.add_file(body)
+            except OSError as exc:
+                raise SourceError(
+                    f"{self.name}: cannot read the playlist ({exc.strerror})"
+                ) from None
+            answers = digest.hexdigest()
+        except BaseException:
+            stack.close()
+            raise
+        if answers == since:
+            stack.close()
+            return SourceRead(answers, None)
+
+        def entries() -> Iterator[SourceEntry]:
+            with stack:
+                yield from self._entries(body)
+
+        return SourceRead(answers, entries())
+
     def iter_entries(self) -> Iterator[SourceEntry]:
+        with self._body() as body:
+            yield from self._entries(body)
+
+    def _entries(self, body: IO[bytes]) -> Iterator[SourceEntry]:
         movies, episodes = MetaSpool(), MetaSpool()
         try:
             movie_duplicates, episode_duplicates = Duplicates(), Duplicates()
             #: show key -> the first thumb seen for the show (one tvshow.nfo per show)
             thumbs: dict[str, str] = {}
             skipped = 0
-            with self._body() as body:
-                for attrs, name, url in _parse(self._lines(body)):
-                    entry = self._classify(attrs, name, url)
-                    if entry is None:
-                        skipped += 1
-                        continue
-                    kind, meta = entry
-                    if kind == "movie":
-                        group = movie_group(meta)
-                        movie_duplicates.add(group, str(meta["id"]))
-                        movies.add((group, meta))
-                        continue
-                    show = title_key(meta["show"], meta.get("show_year"))
-                    meta["show_id"] = hashlib.sha1(
-                        show.encode(), usedforsecurity=False
-                    ).hexdigest()[:10]
-                    if "thumb" in meta:
-                        thumbs.setdefault(show, meta["thumb"])
-                    group = f"{meta['show_id']}/{meta['season']}x{meta['episode']}"
-                    episode_duplicates.add(group, str(meta["id"]))
-                    episodes.add((show, group, meta))
+            for attrs, name, url in _parse(self._lines(body)):
+                entry = self._classify(attrs, name, url)
+                if entry is None:
+                    skipped += 1
+                    continue
+                kind, meta = entry
+                if kind == "movie":
+                    group = movie_group(meta)
+                    movie_duplicates.add(group, str(meta["id"]))
+                    movies.add((group, meta))
+                    continue
+                show = title_key(meta["show"], meta.get("show_year"))
+                show_hash = hashlib.sha1(show.encode(), usedforsecurity=False)
+                meta["show_id"] = show_hash.hexdigest()[:10]
+                if "thumb" in meta:
+                    thumbs.setdefault(show, meta["thumb"])
+                group = f"{meta['show_id']}/{meta['season']}x{meta['episode']}"
+                episode_duplicates.add(group, str(meta["id"]))
+                episodes.add((show, group, meta))
             if skipped:
                 log.info(
                     "%s: %d playlist entries are neither movies nor episodes", self.name, skipped

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
@@ -33,7 +34,13 @@ from mediamill.sources._vod import (
     show_group,
     title_and_year,
 )
-from mediamill.sources.base import SourceEntry, SourceError
+from mediamill.sources.base import (
+    AnswerDigest,
+    SourceEntry,
+    SourceError,
+    SourceRead,
+    secret_digest,
+)
 from mediamill.strm.names import split_episode, strip_prefix
 
 log = logging.getLogger(__name__)
@@ -125,39 +132,45 @@ class XtreamSource:
             self._check_account(data["user_info"])
         return data
 
-    def _rows(self, http: HttpFetcher, action: str, **params: str) -> Iterator[dict[str, Any]]:
-        """The rows of a list answer, parsed as they are read. Some panels answer
+    def _fetch(self, http: HttpFetcher, action: str, digest: AnswerDigest) -> IO[bytes]:
+        """A list answer, downloaded to a temp file (the caller closes it) and digested."""
+        body = http.download(f"{self.server}/player_api.php", action, self._query(action, {}))
+        digest.add(action.encode())
+        digest.add_file(body)
+        return body
+
+    def _rows(self, http: HttpFetcher, body: IO[bytes], action: str) -> Iterator[dict[str, Any]]:
+        """The rows of a downloaded list answer, parsed as they are read. Some panels answer
         ``{"0": {...}, "1": {...}}`` instead of a list; empty answers have no rows."""
-        url = f"{self.server}/player_api.php"
-        with http.download(url, action, self._query(action, params)) as body:
-            start = _first_byte(body)
-            try:
-                if start == b"[":
-                    for row in ijson.items(body, "item"):
-                        if isinstance(row, dict):
-                            yield row
-                    return
-                if start == b"{":
-                    for key, value in ijson.kvitems(body, ""):
-                        if key == "user_info" and isinstance(value, dict):
-                            self._check_account(value)
-                        if not isinstance(value, dict):
-                            raise SourceError(f"{self.name}: {action} answered dict, not a list")
-                        yield value
-                    return
-            except ijson.JSONError as exc:
-                body.seek(0)
-                raise http.not_json(action, _parse_error(exc), body.read(60)) from None
-            data = http.decode_json(body.read(), action)
+        start = _first_byte(body)
+        try:
+            if start == b"[":
+                for row in ijson.items(body, "item"):
+                    if isinstance(row, dict):
+                        yield row
+                return
+            if start == b"{":
+                for key, value in ijson.kvitems(body, ""):
+                    if key == "user_info" and isinstance(value, dict):
+                        self._check_account(value)
+                    if not isinstance(value, dict):
+                        raise SourceError(f"{self.name}: {action} answered dict, not a list")
+                    yield value
+                return
+        except ijson.JSONError as exc:
+            body.seek(0)
+            raise http.not_json(action, _parse_error(exc), body.read(60)) from None
+        data = http.decode_json(body.read(), action)
         if data is not None and data != "":
             raise SourceError(f"{self.name}: {action} answered {type(data).__name__}, not a list")
 
-    def _categories(self, http: HttpFetcher, action: str) -> dict[str, str]:
+    def _categories(self, http: HttpFetcher, body: IO[bytes], action: str) -> dict[str, str]:
         names: dict[str, str] = {}
-        for row in self._rows(http, action):
-            ident, name = as_id(row.get("category_id")), as_str(row.get("category_name"))
-            if ident and name:
-                names[ident] = name
+        with body:
+            for row in self._rows(http, body, action):
+                ident, name = as_id(row.get("category_id")), as_str(row.get("category_name"))
+                if ident and name:
+                    names[ident] = name
         return names
 
     def _url(self, kind: str, stream_id: str, extension: Any) -> str:
@@ -170,25 +183,75 @@ class XtreamSource:
     # -- entries ---------------------------------------------------------------------------
 
     def iter_entries(self) -> Iterator[SourceEntry]:
+        entries = self.read().entries
+        assert entries is not None  # without ``since`` every entry is parsed
+        yield from entries
+
+    def read(self, since: str | None = None) -> SourceRead:
+        """Fetch every answer first (the lists to temp files, each series' answer to a
+        spool), digest them, and parse them into entries only when the digest is not
+        ``since``. With ``vod_info`` (one request per movie, made while parsing) there is no
+        digest."""
         http = HttpFetcher(
             self.name, secrets=(self._username, self._password), **self._http_options
         )
+        bodies: list[IO[bytes]] = []
         try:
-            self._call(http, None)
+            self._call(http, None)  # the account check; its answer carries the time of day
+            digest = AnswerDigest(
+                "xtream", self.server, secret_digest(self._username, self._password),
+                self.movies, self.series, self.on_series_error,
+            )  # fmt: skip
+            categories: dict[str, str] = {}
+            streams = series = None
             if self.movies:
-                yield from self._movies(http)
+                action = "get_vod_categories"
+                categories = self._categories(http, self._fetch(http, action, digest), action)
+                streams = self._fetch(http, "get_vod_streams", digest)
+                bodies.append(streams)
             if self.series:
-                yield from self._episodes(http)
+                series = self._fetch_series(http, digest)
+                bodies.append(series.spool)
+            answers = None if self.vod_info else digest.hexdigest()
+            if answers is not None and answers == since:
+                self._close(http, bodies)
+                return SourceRead(answers, None)
+            entries = self._entries(http, categories, streams, series, bodies)
+            return SourceRead(answers, entries)
+        except BaseException:
+            self._close(http, bodies)
+            raise
+
+    def _close(self, http: HttpFetcher, bodies: list[IO[bytes]]) -> None:
+        for body in bodies:
+            body.close()
+        self.requests += http.requests
+        http.close()
+
+    def _entries(
+        self,
+        http: HttpFetcher,
+        categories: Mapping[str, str],
+        streams: IO[bytes] | None,
+        series: _SeriesAnswers | None,
+        bodies: list[IO[bytes]],
+    ) -> Iterator[SourceEntry]:
+        try:
+            if streams is not None:
+                yield from self._movies(http, categories, streams)
+            if series is not None:
+                yield from episode_entries(
+                    self.name, series.shows, series.episodes_of, self.on_series_error
+                )
         finally:
-            self.requests += http.requests
-            http.close()
+            self._close(http, bodies)
 
-    def _movies(self, http: HttpFetcher) -> Iterator[SourceEntry]:
-        categories = self._categories(http, "get_vod_categories")
-
+    def _movies(
+        self, http: HttpFetcher, categories: Mapping[str, str], streams: IO[bytes]
+    ) -> Iterator[SourceEntry]:
         def metas() -> Iterator[dict[str, Any]]:
             skipped = 0
-            for row in self._rows(http, "get_vod_streams"):
+            for row in self._rows(http, streams, "get_vod_streams"):
                 meta = self._movie_meta(row, categories)
                 if meta is None:
                     skipped += 1
@@ -259,37 +322,66 @@ class XtreamSource:
         for key, value in extra.items():
             meta.setdefault(key, value)
 
-    def _episodes(self, http: HttpFetcher) -> Iterator[SourceEntry]:
-        categories = self._categories(http, "get_series_categories")
+    def _fetch_series(self, http: HttpFetcher, digest: AnswerDigest) -> _SeriesAnswers:
+        """The shows of ``get_series`` and each one's ``get_series_info`` answer (spooled).
+        A series whose answer cannot be fetched fails the read (``on_series_error="fail"``)
+        or is left out with a warning."""
+        action = "get_series_categories"
+        categories = self._categories(http, self._fetch(http, action, digest), action)
         shows: list[dict[str, Any]] = []
-        for row in self._rows(http, "get_series"):
-            series_id = as_id(row.get("series_id"))
-            if not series_id:
-                continue
-            name = as_str(row.get("name")) or as_str(row.get("title")) or ""
-            title, year = title_and_year(name, row.get("year") or row.get("releaseDate"))
-            show = compact(
-                {
-                    "show": title or f"Series {series_id}",
-                    "show_year": year,
-                    "show_id": series_id,
-                    "show_plot": as_str(row.get("plot")),
-                    "show_genre": as_str(row.get("genre")),
-                    "show_rating": as_float(row.get("rating")),
-                    "show_thumb": as_str(row.get("cover")),
-                    "show_tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
-                    "show_imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
-                    "category": categories.get(as_id(row.get("category_id")) or ""),
-                }
-            )
-            shows.append(show)
+        with self._fetch(http, "get_series", digest) as body:
+            for row in self._rows(http, body, "get_series"):
+                show = self._show(row, categories)
+                if show is not None:
+                    shows.append(show)
         mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
-        yield from episode_entries(
-            self.name, shows, lambda show: self._series_episodes(http, show), self.on_series_error
+        answers = _SeriesAnswers(self, http)
+        for show in shows:
+            series_id = str(show["show_id"])
+            try:
+                data = http.get_bytes(
+                    f"{self.server}/player_api.php",
+                    "get_series_info",
+                    self._query("get_series_info", {"series_id": series_id}),
+                )
+            except SourceError as exc:
+                if self.on_series_error == "fail":
+                    raise
+                log.warning("%s: series %s skipped: %s", self.name, series_id, exc)
+                continue
+            digest.add(series_id.encode())
+            digest.add(data)
+            answers.add(show, data)
+        return answers
+
+    def _show(self, row: Mapping[str, Any], categories: Mapping[str, str]) -> dict[str, Any] | None:
+        series_id = as_id(row.get("series_id"))
+        if not series_id:
+            return None
+        name = as_str(row.get("name")) or as_str(row.get("title")) or ""
+        title, year = title_and_year(name, row.get("year") or row.get("releaseDate"))
+        return compact(
+            {
+                "show": title or f"Series {series_id}",
+                "show_year": year,
+                "show_id": series_id,
+                "show_plot": as_str(row.get("plot")),
+                "show_genre": as_str(row.get("genre")),
+                "show_rating": as_float(row.get("rating")),
+                "show_thumb": as_str(row.get("cover")),
+                "show_tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
+                "show_imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
+                "category": categories.get(as_id(row.get("category_id")) or ""),
+            }
         )
 
-    def _series_episodes(self, http: HttpFetcher, show: dict[str, Any]) -> list[dict[str, Any]]:
-        data = self._call(http, "get_series_info", series_id=str(show["show_id"]))
+    def series_episodes(
+        self, http: HttpFetcher, show: Mapping[str, Any], body: bytes
+    ) -> list[dict[str, Any]]:
+        """The episodes in one show's ``get_series_info`` answer."""
+        data = http.decode_json(body, "get_series_info")
+        if isinstance(data, dict) and isinstance(data.get("user_info"), dict):
+            self._check_account(data["user_info"])
         if data is None or data in ([], {}):
             return []
         if not isinstance(data, dict):
@@ -341,6 +433,28 @@ class XtreamSource:
                 "stream_id": episode_id,
             }
         )
+
+
+class _SeriesAnswers:
+    """The shows, and each one's ``get_series_info`` answer in a temp file until parsed."""
+
+    def __init__(self, source: XtreamSource, http: HttpFetcher) -> None:
+        self._source = source
+        self._http = http
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=4 << 20)  # noqa: SIM115
+        self.shows: list[dict[str, Any]] = []
+        self._where: dict[str, tuple[int, int]] = {}
+
+    def add(self, show: dict[str, Any], body: bytes) -> None:
+        self.spool.seek(0, 2)
+        self._where[str(show["show_id"])] = (self.spool.tell(), len(body))
+        self.spool.write(body)
+        self.shows.append(show)
+
+    def episodes_of(self, show: dict[str, Any]) -> list[dict[str, Any]]:
+        offset, size = self._where[str(show["show_id"])]
+        self.spool.seek(offset)
+        return self._source.series_episodes(self._http, show, self.spool.read(size))
 
 
 def _meta_id(meta: Mapping[str, Any]) -> str:
