@@ -48,6 +48,7 @@ from _common import (
     verdict,
 )
 
+from mediamill.processors.strm import MARKER
 from mediamill.sources import open_source
 from mediamill.sources.base import SourceEntry
 from mediamill.strm.layout import Layout
@@ -81,7 +82,9 @@ def read_entries(spec: str) -> tuple[list[SourceEntry], float]:
 
 
 def count_files(root: Path) -> int:
-    return sum(len(files) for _dirpath, _dirs, files in os.walk(root))
+    """Exported files: every file but mediamill's marker in the output root."""
+    count = sum(len(files) for _dirpath, _dirs, files in os.walk(root))
+    return count - (root / MARKER).is_file()
 
 
 def mtimes(root: Path) -> dict[str, int]:
