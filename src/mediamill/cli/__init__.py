@@ -61,4 +61,37 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        _exit(130)
+    except SystemExit as done:  # Typer ends every command this way
+        _exit(done.code)
+
+
+def _exit(code: int | str | None) -> None:
+    """End the process as ``sys.exit(code)`` would, minus the interpreter's teardown.
+
+    Freeing every module and object at exit takes 0.1-0.2 s after a command that loaded
+    SQLAlchemy, Typer and Rich, a tenth of an unchanged rescan of 100,000 files.
+    Exit handlers still run (logging, multiprocessing, weakref finalizers) and the standard
+    streams are flushed; the teardown is kept while another non-daemon thread runs.
+    """
+    import atexit
+    import os
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1  # a closed or broken pipe: what sys.exit would report
+    os._exit(status)
