@@ -28,14 +28,13 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _common import (
     Measured,
+    TreeSampler,
     isolated_env,
     machine,
     median,
@@ -120,98 +119,6 @@ _COMPLETED = re.compile(r"completed: (\d+)/(\d+) items, (\d+) ok, (\d+) failed")
 _SHARPS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 
 
-@dataclass
-class TreeSampler:
-    """Peak RSS (VmHWM) and CPU time of every descendant of this process, from ``/proc``.
-
-    CPU time is sampled too because ``wait4`` only counts descendants that were reaped: the
-    workers of a forkserver are not when the forkserver is left to exit on its own. What a
-    process spends in its last interval is missed, so the sampled sum is a lower bound.
-    """
-
-    interval: float = SAMPLE_SECONDS
-    peaks_kib: dict[int, int] = field(default_factory=dict)
-    cpu_ticks: dict[int, int] = field(default_factory=dict)
-    parents: dict[int, int] = field(default_factory=dict)
-    cmdlines: dict[int, str] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> TreeSampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-
-    def _loop(self) -> None:
-        me = os.getpid()
-        while not self._stop.wait(self.interval):
-            parents: dict[int, int] = {}
-            for entry in os.scandir("/proc"):
-                if entry.name.isdigit():
-                    status = _read(f"/proc/{entry.name}/status")
-                    match = re.search(r"^PPid:\s+(\d+)", status, re.M)
-                    if match:
-                        parents[int(entry.name)] = int(match.group(1))
-            mine = {me}
-            grew = True
-            while grew:  # the closure of "child of one of mine"
-                found = {pid for pid, ppid in parents.items() if ppid in mine} - mine
-                mine |= found
-                grew = bool(found)
-            for pid in mine - {me}:
-                match = re.search(r"^VmHWM:\s+(\d+) kB", _read(f"/proc/{pid}/status"), re.M)
-                if match:
-                    self.peaks_kib[pid] = max(self.peaks_kib.get(pid, 0), int(match.group(1)))
-                    self.parents[pid] = parents[pid]
-                    fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
-                    if len(fields) > 12:  # utime and stime, fields 14 and 15 of stat(5)
-                        self.cpu_ticks[pid] = int(fields[11]) + int(fields[12])
-                    if pid not in self.cmdlines:
-                        cmd = _read(f"/proc/{pid}/cmdline").replace("\0", " ")
-                        self.cmdlines[pid] = cmd
-
-    @property
-    def cpu_seconds(self) -> float:
-        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
-
-    def roles(self) -> dict[str, dict[str, Any]]:
-        """Peak MB and CPU seconds by role: ``main`` (the command), ``forkserver``, ``workers``
-        (the forkserver's children), ``other`` (e.g. multiprocessing's resource tracker)."""
-        me = os.getpid()
-        tick = os.sysconf("SC_CLK_TCK")
-        out: dict[str, dict[str, Any]] = {
-            role: {"rss_mb": [], "cpu_seconds": 0.0}
-            for role in ("main", "forkserver", "workers", "other")
-        }
-        servers = {pid for pid, cmd in self.cmdlines.items() if "forkserver" in cmd}
-        servers -= {pid for pid in servers if self.parents.get(pid) in servers}
-        for pid, kib in sorted(self.peaks_kib.items()):
-            if self.parents.get(pid) == me:
-                role = "main"
-            elif pid in servers:
-                role = "forkserver"
-            elif self.parents.get(pid) in servers:
-                role = "workers"
-            else:
-                role = "other"
-            out[role]["rss_mb"].append(round(kib / 1024, 1))
-            out[role]["cpu_seconds"] += self.cpu_ticks.get(pid, 0) / tick
-        return out
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:  # the process ended between listing and reading
-        return ""
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=40, help="library size (default 40)")
@@ -247,7 +154,7 @@ def library(base: Path, tracks: int, seconds: float) -> tuple[Path, list[dict[st
 
 
 def measured(cmd: list[Any], work: Path, env: dict[str, str]) -> tuple[Measured, TreeSampler]:
-    with TreeSampler() as sampler:
+    with TreeSampler(SAMPLE_SECONDS) as sampler:
         result = run_measured(cmd, cwd=work, env=env)
     return result, sampler
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from _common import (
+    TreeSampler,
     isolated_env,
     machine,
     median,
@@ -114,7 +115,12 @@ def time_mediamill(corpus: Path, work: Path, run: int, workers: int | None) -> d
     cmd = [venv_bin("mediamill"), "run", "probe", str(corpus), "-q", "--db", f"sqlite:///{db}"]
     if workers:
         cmd += ["--workers", str(workers)]
-    result = run_measured(cmd, cwd=work, env=isolated_env(home))
+    with TreeSampler(interval=0.05) as sampler:
+        result = run_measured(cmd, cwd=work, env=isolated_env(home))
+    # probe runs in worker processes (forked by multiprocessing's forkserver), which the
+    # command's wait4 figure does not count: their CPU time is sampled from /proc
+    roles = sampler.roles()
+    pool_cpu = roles["forkserver"]["cpu_seconds"] + roles["workers"]["cpu_seconds"]
     match = _COMPLETED.search(result.stdout)
     if not match:
         raise RuntimeError(f"unexpected mediamill output:\n{result.stdout}\n{result.stderr}")
@@ -124,8 +130,9 @@ def time_mediamill(corpus: Path, work: Path, run: int, workers: int | None) -> d
         "files": total,
         "ok": ok,
         "failed": failed,
-        "cpu_seconds": result.cpu_seconds,
+        "cpu_seconds": result.cpu_seconds + pool_cpu,
         "max_rss_mb": result.max_rss_mb,
+        "worker_rss_mb": max(roles["workers"]["rss_mb"], default=0.0),
         "done": done,
     }
 
@@ -282,8 +289,9 @@ def bench(args: argparse.Namespace, base: Path) -> int:
 
     print()
     print(
-        f"mediamill: {mm['cpu_seconds']:.2f} CPU s ({mm['cpu_seconds'] / n * 1000:.2f} ms/file), "
-        f"peak RSS {mm['max_rss_mb']:.0f} MB; "
+        f"mediamill: {mm['cpu_seconds']:.2f} CPU s ({mm['cpu_seconds'] / n * 1000:.2f} ms/file, "
+        "worker processes sampled from /proc every 0.05 s, so a lower bound), "
+        f"peak RSS {mm['max_rss_mb']:.0f} MB main, {mm['worker_rss_mb']:.0f} MB per worker; "
         f"python start-up + import mediamill.cli: {startup:.2f} s"
     )
     print(
