@@ -228,6 +228,17 @@ def main() -> int:
             after = mtimes(work / "a" / "out")
             rewritten = sum(1 for path, ns in after.items() if before.get(path) != ns)
             rewritten += len(set(before) - set(after))
+
+            # (e), for information: the provider renamed one movie and dropped another
+            catalog.renamed[3] = "A Title The Provider Changed"
+            catalog.removed.add(5)
+            changed_run, launched = run_mediamill(spec, work / "a" / "out", db, env)
+            if changed_run.returncode != 0:
+                raise RuntimeError(f"(e) failed:\n{changed_run.stderr[-3000:]}")
+            figures["phases_e"] = job_phases(db, launched)
+            final = mtimes(work / "a" / "out")
+            touched = sum(1 for path, ns in final.items() if after.get(path) != ns)
+            touched += len(set(after) - set(final))
         rate_a, rate_b, rate_c = files / first.seconds, plain_files / plain, plugin_files / plugin
         ratio = rate_a / rate_b
         share = again.seconds / first.seconds
@@ -246,7 +257,13 @@ def main() -> int:
             ],
         )  # fmt: skip
         print(f"source read in this process: {read_seconds:.1f} s for {len(entries):,} entries")
+        print(
+            f"(e) after the provider renamed one movie (moved: 2 files written, 2 removed) "
+            f"and dropped one (previewed): {changed_run.seconds:.1f} s "
+            f"({changed_run.seconds / first.seconds:.0%} of (a)), {touched} files touched"
+        )
         print(f"(a) phases: {figures['phases_a']}; (d) phases: {figures['phases_d']}")
+        print(f"(e) phases: {figures['phases_e']}")
         checks = {
             f"(a) files/s >= {MIN_RATE_RATIO}x (b)": ratio >= MIN_RATE_RATIO,
             f"(d) <= {MAX_RERUN_SHARE:.0%} of (a)": share <= MAX_RERUN_SHARE,
@@ -264,6 +281,7 @@ def main() -> int:
             ratio_a_b=round(ratio, 3),
             rerun_share=round(share, 3),
             rerun_files_written=rewritten,
+            changed_rerun={"seconds": round(changed_run.seconds, 2), "files_touched": touched},
             peak_rss_kib=max(first.max_rss_kib, again.max_rss_kib),
             cpu_seconds={"a": round(first.cpu_seconds, 1), "d": round(again.cpu_seconds, 1)},
             checks={name: verdict(ok) for name, ok in checks.items()},
