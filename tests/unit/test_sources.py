@@ -348,19 +348,20 @@ def test_a_provider_that_changes_every_entry_updates_every_item(catalog: Catalog
     assert [json.loads(row[4] or "{}")["url"] for row in rows] == ["http://b/1"] * 4
 
 
+@pytest.mark.parametrize("kind", ["xtream", "dispatcharr"])
 def test_answers_unchanged_since_the_last_sync_are_not_parsed_again(
-    server: VodServer, catalog: Catalog
+    kind: str, server: VodServer, catalog: Catalog
 ) -> None:
     """A re-read whose answers are byte for byte the last complete sync's parses and
     compares nothing; any change (a renamed title) is synced in full; `full` forces it."""
     from mediamill import ops
 
-    library = ops.resolve_library(catalog, server.xtream_spec, source_options=FAST)
+    spec = server.xtream_spec if kind == "xtream" else server.dispatcharr_spec
+    options = {**FAST, "token": server.token}
+    library = ops.resolve_library(catalog, spec, source_options=options)
 
     def refresh(**kwargs: Any) -> dict[str, Any]:
-        return ops.refresh_library(
-            catalog, library, source_options=FAST, spec=server.xtream_spec, **kwargs
-        )
+        return ops.refresh_library(catalog, library, source_options=options, spec=spec, **kwargs)
 
     assert refresh()["new"] == 24
     assert catalog.source_digest(library.id) is not None

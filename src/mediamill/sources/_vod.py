@@ -175,6 +175,29 @@ class MetaSpool:
         self._file.close()
 
 
+class AnswerSpool:
+    """Raw answers of a provider kept in a temp file (in memory while small) until they are
+    parsed: a source fetches and digests every answer first and parses them only when the
+    digest changed."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=4 << 20)  # noqa: SIM115 - closed by close()
+        self._where: dict[str, tuple[int, int]] = {}
+
+    def add(self, key: str, body: bytes) -> None:
+        self._file.seek(0, 2)
+        self._where[key] = (self._file.tell(), len(body))
+        self._file.write(body)
+
+    def get(self, key: str) -> bytes:
+        offset, size = self._where[key]
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class Duplicates:
     """Which groups (names) hold more than one id, learnt one member at a time: only the
     first id of each group is kept, not the members."""

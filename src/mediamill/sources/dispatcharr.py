@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
+    AnswerSpool,
     as_float,
     as_id,
     as_int,
@@ -29,7 +30,13 @@ from mediamill.sources._vod import (
     show_group,
     title_and_year,
 )
-from mediamill.sources.base import SourceEntry, SourceError
+from mediamill.sources.base import (
+    AnswerDigest,
+    SourceEntry,
+    SourceError,
+    SourceRead,
+    secret_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +115,32 @@ class DispatcharrSource:
         return HttpFetcher(self.name, secrets=(self._token,), headers=headers, **self._http_options)
 
     def _pages(self, http: HttpFetcher, path: str, what: str) -> Iterator[dict[str, Any]]:
+        """The rows of a list, page after page, as they are fetched."""
+        for _url, body in self._page_answers(http, path, what):
+            yield from self._page_rows(http, body, what)
+
+    def _page_answers(self, http: HttpFetcher, path: str, what: str) -> Iterator[tuple[str, bytes]]:
+        """``(url, raw answer)`` of every page of a list (DRF pages, or one plain list)."""
         url: str | None = f"{self.base}{path}"
         params: dict[str, str] | None = {"page_size": str(self.page_size)}
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             if url is None:
                 return
-            data = http.get_json(url, what, params)
+            body = http.get_bytes(url, what, params)
+            data = http.decode_json(body, what)
+            yield url, body
             if isinstance(data, list):
-                yield from (row for row in data if isinstance(row, dict))
                 return
             if not isinstance(data, dict) or not isinstance(data.get("results"), list):
                 raise SourceError(f"{self.name}: {what} answered neither a page nor a list")
-            yield from (row for row in data["results"] if isinstance(row, dict))
             url, params = self._next(data.get("next"), seen), None
         raise SourceError(f"{self.name}: {what} has more than {_MAX_PAGES} pages")
+
+    def _page_rows(self, http: HttpFetcher, body: bytes, what: str) -> Iterator[dict[str, Any]]:
+        data = http.decode_json(body, what)
+        rows = data if isinstance(data, list) else data.get("results", [])
+        yield from (row for row in rows if isinstance(row, dict))
 
     def _next(self, link: Any, seen: set[str]) -> str | None:
         """The next page on *our* base URL (the token never goes to another host)."""
@@ -142,16 +160,119 @@ class DispatcharrSource:
     # -- entries ---------------------------------------------------------------------------
 
     def iter_entries(self) -> Iterator[SourceEntry]:
+        entries = self.read().entries
+        assert entries is not None  # without ``since`` every entry is parsed
+        yield from entries
+
+    def read(self, since: str | None = None) -> SourceRead:
+        """Fetch every list page and every series' provider-info first (spooled), digest
+        them, and parse them only when the digest is not ``since``. With
+        ``url_mode="direct"`` (one request per movie, made while parsing) there is no
+        digest."""
         http = self._fetcher()
+        spool = AnswerSpool()
         try:
             accounts = self._accounts(http) if self.url_mode == "direct" else {}
+            digest = AnswerDigest(
+                "dispatcharr", self.base, self.public_url, secret_digest(self._token),
+                self.auth, self.movies, self.series, self.page_size, self.on_series_error,
+            )  # fmt: skip
+            movie_pages = []
             if self.movies:
-                yield from self._movies(http, accounts)
+                what = "the movie list"
+                movie_pages = self._fetch(http, "/api/vod/movies/", what, digest, spool)
+            shows: list[dict[str, Any]] = []
             if self.series:
-                yield from self._episodes(http, accounts)
+                what = "the series list"
+                for key in self._fetch(http, "/api/vod/series/", what, digest, spool):
+                    shows.extend(self._shows(self._page_rows(http, spool.get(key), what)))
+                mark_ambiguous(
+                    shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous"
+                )
+                shows = self._fetch_series(http, shows, digest, spool)
+            answers = None if self.url_mode == "direct" else digest.hexdigest()
+            if answers is not None and answers == since:
+                self._close(http, spool)
+                return SourceRead(answers, None)
+            return SourceRead(answers, self._entries(http, accounts, movie_pages, shows, spool))
+        except BaseException:
+            self._close(http, spool)
+            raise
+
+    def _close(self, http: HttpFetcher, spool: AnswerSpool) -> None:
+        spool.close()
+        self.requests += http.requests
+        http.close()
+
+    def _fetch(
+        self, http: HttpFetcher, path: str, what: str, digest: AnswerDigest, spool: AnswerSpool
+    ) -> list[str]:
+        """Every page of a list into the spool (and the digest); their keys, in order."""
+        keys: list[str] = []
+        for url, body in self._page_answers(http, path, what):
+            digest.add(url.encode())
+            digest.add(body)
+            spool.add(f"{path}#{len(keys)}", body)
+            keys.append(f"{path}#{len(keys)}")
+        return keys
+
+    def _fetch_series(
+        self,
+        http: HttpFetcher,
+        shows: list[dict[str, Any]],
+        digest: AnswerDigest,
+        spool: AnswerSpool,
+    ) -> list[dict[str, Any]]:
+        """Each show's provider-info answer into the spool; the shows whose answer came (a
+        series that cannot be fetched fails the read, or with ``on_series_error="skip"`` is
+        left out with a warning)."""
+        fetched = []
+        for show in shows:
+            series_id = str(show["show_id"])
+            try:
+                body = http.get_bytes(
+                    f"{self.base}/api/vod/series/{series_id}/provider-info/",
+                    "series provider-info",
+                    {"include_episodes": "true"},
+                )
+            except SourceError as exc:
+                if self.on_series_error == "fail":
+                    raise
+                log.warning("%s: series %s skipped: %s", self.name, series_id, exc)
+                continue
+            digest.add(series_id.encode())
+            digest.add(body)
+            spool.add(f"series/{series_id}", body)
+            fetched.append(show)
+        return fetched
+
+    def _entries(
+        self,
+        http: HttpFetcher,
+        accounts: Mapping[str, Mapping[str, str]],
+        movie_pages: list[str],
+        shows: list[dict[str, Any]],
+        spool: AnswerSpool,
+    ) -> Iterator[SourceEntry]:
+        try:
+            if movie_pages:
+                rows = (
+                    row
+                    for key in movie_pages
+                    for row in self._page_rows(http, spool.get(key), "the movie list")
+                )
+                yield from self._movies(http, accounts, rows)
+            if shows:
+                yield from episode_entries(
+                    self.name,
+                    shows,
+                    lambda show: self._series_episodes(
+                        http, show, accounts, spool.get(f"series/{show['show_id']}")
+                    ),
+                    self.on_series_error,
+                )
         finally:
-            self.requests += http.requests
-            http.close()
+            self._close(http, spool)
 
     def _accounts(self, http: HttpFetcher) -> dict[str, dict[str, str]]:
         """Provider accounts (server, user, password) by id, for direct URLs."""
@@ -190,11 +311,14 @@ class DispatcharrSource:
         return f"{found['server']}/{kind}/{user}/{password}/{stream_id}.{ext}"
 
     def _movies(
-        self, http: HttpFetcher, accounts: Mapping[str, Mapping[str, str]]
+        self,
+        http: HttpFetcher,
+        accounts: Mapping[str, Mapping[str, str]],
+        rows: Iterator[dict[str, Any]],
     ) -> Iterator[SourceEntry]:
         # every page is read (to find duplicate titles) before the first entry comes out,
         # but only one id per title stays in memory: the metas wait in a temp file
-        for meta in flag_duplicates(self._movie_metas(http), movie_group, _meta_id):
+        for meta in flag_duplicates(self._movie_metas(rows), movie_group, _meta_id):
             if self.url_mode == "direct":
                 info = http.get_json(
                     f"{self.base}/api/vod/movies/{meta['id']}/provider-info/", "movie provider-info"
@@ -206,8 +330,8 @@ class DispatcharrSource:
                         meta["stream_id"] = as_id(info.get("stream_id")) or ""
             yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
 
-    def _movie_metas(self, http: HttpFetcher) -> Iterator[dict[str, Any]]:
-        for row in self._pages(http, "/api/vod/movies/", "the movie list"):
+    def _movie_metas(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
             ident, uuid = as_id(row.get("id")), as_str(row.get("uuid"))
             if not ident or not uuid:
                 continue
@@ -230,46 +354,34 @@ class DispatcharrSource:
                 }
             )
 
-    def _episodes(
-        self, http: HttpFetcher, accounts: Mapping[str, Mapping[str, str]]
-    ) -> Iterator[SourceEntry]:
-        shows: list[dict[str, Any]] = []
-        for row in self._pages(http, "/api/vod/series/", "the series list"):
+    def _shows(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
             ident = as_id(row.get("id"))
             if not ident:
                 continue
             title, year = title_and_year(as_str(row.get("name")) or "", row.get("year"))
-            shows.append(
-                compact(
-                    {
-                        "show": title or f"Series {ident}",
-                        "show_year": year,
-                        "show_id": ident,
-                        "show_plot": as_str(row.get("description")),
-                        "show_genre": as_str(row.get("genre")),
-                        "show_rating": as_float(row.get("rating")),
-                        "show_thumb": _logo(row.get("logo")),
-                        "show_tmdb_id": as_id(row.get("tmdb_id")),
-                        "show_imdb_id": as_str(row.get("imdb_id")),
-                    }
-                )
+            yield compact(
+                {
+                    "show": title or f"Series {ident}",
+                    "show_year": year,
+                    "show_id": ident,
+                    "show_plot": as_str(row.get("description")),
+                    "show_genre": as_str(row.get("genre")),
+                    "show_rating": as_float(row.get("rating")),
+                    "show_thumb": _logo(row.get("logo")),
+                    "show_tmdb_id": as_id(row.get("tmdb_id")),
+                    "show_imdb_id": as_str(row.get("imdb_id")),
+                }
             )
-        mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
-        yield from episode_entries(
-            self.name,
-            shows,
-            lambda show: self._series_episodes(http, show, accounts),
-            self.on_series_error,
-        )
 
     def _series_episodes(
-        self, http: HttpFetcher, show: dict[str, Any], accounts: Mapping[str, Mapping[str, str]]
+        self,
+        http: HttpFetcher,
+        show: dict[str, Any],
+        accounts: Mapping[str, Mapping[str, str]],
+        body: bytes,
     ) -> list[dict[str, Any]]:
-        data = http.get_json(
-            f"{self.base}/api/vod/series/{show['show_id']}/provider-info/",
-            "series provider-info",
-            {"include_episodes": "true"},
-        )
+        data = http.decode_json(body, "series provider-info")
         if not isinstance(data, dict):
             raise SourceError(
                 f"{self.name}: provider-info of series {show['show_id']} is malformed"

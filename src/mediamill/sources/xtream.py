@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
@@ -21,6 +20,7 @@ import ijson  # type: ignore[import-untyped]
 
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
+    AnswerSpool,
     as_float,
     as_id,
     as_int,
@@ -195,7 +195,7 @@ class XtreamSource:
         http = HttpFetcher(
             self.name, secrets=(self._username, self._password), **self._http_options
         )
-        bodies: list[IO[bytes]] = []
+        bodies: list[Callable[[], None]] = []  # what closes the answers
         try:
             self._call(http, None)  # the account check; its answer carries the time of day
             digest = AnswerDigest(
@@ -208,10 +208,10 @@ class XtreamSource:
                 action = "get_vod_categories"
                 categories = self._categories(http, self._fetch(http, action, digest), action)
                 streams = self._fetch(http, "get_vod_streams", digest)
-                bodies.append(streams)
+                bodies.append(streams.close)
             if self.series:
                 series = self._fetch_series(http, digest)
-                bodies.append(series.spool)
+                bodies.append(series.spool.close)
             answers = None if self.vod_info else digest.hexdigest()
             if answers is not None and answers == since:
                 self._close(http, bodies)
@@ -222,9 +222,9 @@ class XtreamSource:
             self._close(http, bodies)
             raise
 
-    def _close(self, http: HttpFetcher, bodies: list[IO[bytes]]) -> None:
-        for body in bodies:
-            body.close()
+    def _close(self, http: HttpFetcher, bodies: list[Callable[[], None]]) -> None:
+        for close in bodies:
+            close()
         self.requests += http.requests
         http.close()
 
@@ -234,7 +234,7 @@ class XtreamSource:
         categories: Mapping[str, str],
         streams: IO[bytes] | None,
         series: _SeriesAnswers | None,
-        bodies: list[IO[bytes]],
+        bodies: list[Callable[[], None]],
     ) -> Iterator[SourceEntry]:
         try:
             if streams is not None:
@@ -436,25 +436,21 @@ class XtreamSource:
 
 
 class _SeriesAnswers:
-    """The shows, and each one's ``get_series_info`` answer in a temp file until parsed."""
+    """The shows, and each one's ``get_series_info`` answer in a spool until parsed."""
 
     def __init__(self, source: XtreamSource, http: HttpFetcher) -> None:
         self._source = source
         self._http = http
-        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=4 << 20)  # noqa: SIM115
+        self.spool = AnswerSpool()
         self.shows: list[dict[str, Any]] = []
-        self._where: dict[str, tuple[int, int]] = {}
 
     def add(self, show: dict[str, Any], body: bytes) -> None:
-        self.spool.seek(0, 2)
-        self._where[str(show["show_id"])] = (self.spool.tell(), len(body))
-        self.spool.write(body)
+        self.spool.add(str(show["show_id"]), body)
         self.shows.append(show)
 
     def episodes_of(self, show: dict[str, Any]) -> list[dict[str, Any]]:
-        offset, size = self._where[str(show["show_id"])]
-        self.spool.seek(offset)
-        return self._source.series_episodes(self._http, show, self.spool.read(size))
+        body = self.spool.get(str(show["show_id"]))
+        return self._source.series_episodes(self._http, show, body)
 
 
 def _meta_id(meta: Mapping[str, Any]) -> str:
