@@ -113,6 +113,49 @@ def test_source_entries_sync_incrementally(catalog: Catalog) -> None:
     assert keys == ["movie/0", "movie/1", "movie/2", "movie/3"]
 
 
+def test_the_export_stamp_moves_with_every_item_and_result_change(catalog: Catalog) -> None:
+    """What strm compares to skip its cleanup walk: equal while nothing changes, different
+    after a new, changed or vanished entry and after a result is written, on every database."""
+    library = catalog.add_library("m3u+file:///tmp/stamp.m3u", kind="source")
+    other = catalog.add_library("m3u+file:///tmp/other.m3u", kind="source")
+    entries = [SourceEntry(f"movie/{i}", "movie", {"title": f"T{i}"}) for i in range(4)]
+    catalog.sync_entries(library.id, entries)
+    stamps = [catalog.export_stamp(library.id, "strm")]
+    assert catalog.export_stamp(library.id, "strm") == stamps[0], "nothing changed"
+    catalog.sync_entries(library.id, entries)  # the same entries again
+    assert catalog.export_stamp(library.id, "strm") == stamps[0]
+
+    def changed() -> bool:
+        stamps.append(catalog.export_stamp(library.id, "strm"))
+        return stamps[-1] not in stamps[:-1]
+
+    catalog.sync_entries(library.id, [*entries[:3], SourceEntry("movie/3", "movie", {"t": 1})])
+    assert changed(), "a changed entry"
+    catalog.sync_entries(library.id, entries[:3])
+    assert changed(), "a vanished entry"
+    catalog.sync_entries(library.id, [*entries[:3], SourceEntry("movie/9", "movie", {})])
+    assert changed(), "a new entry"
+    item_id = catalog.item_id(library.id, "movie/0")
+    assert item_id is not None
+    catalog.write_outcomes(
+        [Outcome(item_id, Status.OK, {"files": []}, None, 0.1)],
+        processor="strm",
+        version="1",
+        job_id=None,
+        fingerprints={item_id: "x"},
+    )
+    assert changed(), "a result written"
+    catalog.write_outcomes(
+        [Outcome(item_id, Status.OK, {"files": []}, None, 0.1)],
+        processor="probe",
+        version="1",
+        job_id=None,
+        fingerprints={item_id: "x"},
+    )
+    catalog.sync_entries(other.id, entries)
+    assert catalog.export_stamp(library.id, "strm") == stamps[-1], "other processors, libraries"
+
+
 def test_job_states_change_only_along_allowed_transitions(catalog: Catalog) -> None:
     job_id = manager.create_job(catalog, ECHO, None)
     assert not transition(catalog, job_id, JobStatus.COMPLETED), "queued cannot complete"
