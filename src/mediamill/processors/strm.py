@@ -7,6 +7,11 @@ the files every present entry owns and removes (``cleanup="apply"``) or lists
 folders left empty. A renamed entry thus ends with its new files written by ``process``
 and its old ones reported or removed by ``finish``.
 
+The output root holds :data:`MARKER`, a small hidden JSON file: the id of the export the
+folder holds (part of every result's version, so an emptied or replaced folder is exported
+again) and, per library, the catalog state at which the last cleanup found no stray file
+(while nothing has changed since, ``finish`` skips the walk).
+
 Options:
 
 * ``output`` (required): the output root; created if missing when its parent exists.
