@@ -423,3 +423,49 @@ def test_an_m3u_file_is_parsed_again_only_when_its_bytes_change(
     changed = ops.refresh_library(catalog, library, spec=spec)
     assert "source_unchanged" not in changed
     assert changed["changed"] + changed["new"] >= 1
+
+
+def test_series_refresh_modified_asks_only_for_series_whose_row_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `series_refresh=modified`, a read asks `get_series_info` only for series whose
+    `get_series` row (with its `last_modified`) changed since their answer was kept; a panel
+    that never moves `last_modified` is caught up once the kept answers are older than
+    `series_max_age` days. The default asks for every series every time."""
+    monkeypatch.setenv("MEDIAMILL_HOME", str(tmp_path / "home"))
+    catalog = make_catalog(movies=2, series=4, episodes_per_series=3, seed=3)
+    with VodServer(catalog) as server:
+
+        def read(**options: Any) -> tuple[set[str], int]:
+            before = server.actions["get_series_info"]
+            found = entries(server.xtream_spec, series_refresh="modified", **options)
+            keys = {e.key for e in found if e.kind == "episode"}
+            return keys, server.actions["get_series_info"] - before
+
+        first, asked = read()
+        assert (len(first), asked) == (12, 4)
+        assert (tmp_path / "home" / "cache" / "xtream").is_dir()
+        assert read() == (first, 0), "nothing changed: no series is asked for"
+
+        catalog.new_episodes[1] = 2
+        grown, asked = read()
+        assert asked == 1, "only the series whose last_modified moved"
+        assert len(grown - first) == 2
+
+        before = server.actions["get_series_info"]
+        entries(server.xtream_spec)
+        entries(server.xtream_spec)
+        assert server.actions["get_series_info"] - before == 8, "the default asks every time"
+
+    frozen = make_catalog(movies=0, series=4, episodes_per_series=3, seed=4)
+    frozen.frozen_last_modified = True
+    with VodServer(frozen) as server:
+        first = {e.key for e in entries(server.xtream_spec, series_refresh="modified")}
+        frozen.new_episodes[2] = 1
+        stale = {e.key for e in entries(server.xtream_spec, series_refresh="modified")}
+        assert stale == first, "a last_modified that never moves hides the new episode"
+        caught_up = {
+            e.key
+            for e in entries(server.xtream_spec, series_refresh="modified", series_max_age=0)
+        }
+        assert len(caught_up - first) == 1, "until the kept answers are too old"

@@ -30,6 +30,7 @@ _SCHEMES = {
 }
 _XTREAM_OPTIONS = {
     "vod_info", "movies", "series", "rate", "retries", "backoff", "timeout", "on_series_error",
+    "series_refresh", "series_max_age",
 }  # fmt: skip
 _DISPATCHARR_OPTIONS = {
     "auth", "url_mode", "public_url", "movies", "series", "page_size", "rate", "retries",
@@ -63,6 +64,16 @@ def _pick(options: Mapping[str, Any], allowed: set[str], kind: str) -> dict[str,
     return {k: v for k, v in options.items() if k in allowed}
 
 
+def _cache_dir(family: str, *identity: str) -> str:
+    """A folder in the data dir for one account's cached answers."""
+    import hashlib
+
+    from mediamill.settings import data_dir
+
+    key = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+    return str(data_dir() / "cache" / family / key)
+
+
 def open_source(spec: str, *, options: Mapping[str, Any] | None = None) -> Source:
     """The :class:`Source` a spec names; ``ValueError`` for a bad spec (no secrets in it)."""
     options = dict(options or {})
@@ -92,7 +103,10 @@ def open_source(spec: str, *, options: Mapping[str, Any] | None = None) -> Sourc
             )
         host = parts.netloc.rsplit("@", 1)[-1]
         server = f"{parts.scheme}://{host}{parts.path}"
-        return XtreamSource(server, username, password, **_pick(options, _XTREAM_OPTIONS, family))
+        picked = _pick(options, _XTREAM_OPTIONS, family)
+        if picked.get("series_refresh") == "modified":
+            picked["cache_dir"] = _cache_dir("xtream", server, username)
+        return XtreamSource(server, username, password, **picked)
 
     if family == "dispatcharr":
         from mediamill.sources.dispatcharr import DispatcharrSource

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,7 +55,9 @@ class VodCatalog:
     """A generated catalog; rows are computed per index (see module docstring).
 
     ``renamed`` (movie index -> name) and ``removed`` (movie indexes) change it between
-    scans, as a provider would.
+    scans, as a provider would; ``new_episodes`` (series index -> how many) adds episodes to a
+    series and moves its ``last_modified``, unless ``frozen_last_modified`` (panels that
+    never update it).
     """
 
     movies: int
@@ -69,6 +72,8 @@ class VodCatalog:
     seasons_shape: str = "dict"
     renamed: dict[int, str] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)
+    new_episodes: dict[int, int] = field(default_factory=dict)
+    frozen_last_modified: bool = False
 
     def _hash(self, *parts: int) -> int:
         """A well-mixed 64-bit number from the seed and ``parts`` (cheaper than a Random)."""
@@ -179,7 +184,10 @@ class VodCatalog:
             "genre": _GENRES[index % len(_GENRES)],
             "rating": "7.2",
             "category_id": str(10 + index % 2),
+            "last_modified": str(1_700_000_000 + index),
         }
+        if self.new_episodes.get(index) and not self.frozen_last_modified:
+            row["last_modified"] = str(1_800_000_000 + index + self.new_episodes[index])
         if year:
             row["releaseDate" if self.messy else "year"] = f"{year}-01-01"
         return row
@@ -193,6 +201,8 @@ class VodCatalog:
                 yield episode_id, 0, 1
             else:
                 yield episode_id, 1 + k // per_season, 1 + k % per_season
+        for k in range(self.new_episodes.get(index, 0)):  # a season added later
+            yield 10_000_000 + index * 1000 + k, 50, 1 + k
 
     def series_info(self, index: int) -> dict[str, Any]:
         """The ``get_series_info`` answer, with ``episodes`` in the configured shape."""
@@ -272,6 +282,8 @@ class VodServer:
         self.dispatcharr_lists = dispatcharr_lists
         self.page_size_max = page_size_max
         self.requests = 0
+        #: Xtream requests by action ("" for the account check)
+        self.actions: Counter[str] = Counter()
         self.refreshes: list[str] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -332,6 +344,8 @@ class VodServer:
         if query.get("username") != self.username or query.get("password") != self.password:
             return {"user_info": {"auth": 0}}
         action = query.get("action", "")
+        with self._lock:
+            self.actions[action] += 1
         if action == "":
             return {
                 "user_info": {"auth": 1, "status": "Active", "username": self.username},
