@@ -465,7 +465,6 @@ def test_series_refresh_modified_asks_only_for_series_whose_row_changed(
         stale = {e.key for e in entries(server.xtream_spec, series_refresh="modified")}
         assert stale == first, "a last_modified that never moves hides the new episode"
         caught_up = {
-            e.key
-            for e in entries(server.xtream_spec, series_refresh="modified", series_max_age=0)
+            e.key for e in entries(server.xtream_spec, series_refresh="modified", series_max_age=0)
         }
         assert len(caught_up - first) == 1, "until the kept answers are too old"
