@@ -4,7 +4,7 @@ It serves a generated catalog (``--movies`` movies, ``--episodes`` episodes in s
 from the stand-in Xtream provider on loopback, reads it once in this process (timed, and the
 entries kept), then writes the same Kodi/Jellyfin tree, each time into a fresh folder:
 
-(a) ``mediamill run strm xtream+http://… --output DIR -q --set rate=0 --db sqlite:///fresh``,
+(a) ``mediamill run strm xtream+http://… --output DIR -q --set request_rate=0 --db sqlite:///fresh``,
     the whole command in a child (read + catalog sync + export + cleanup walk), with its peak
     RSS (reported by a small launcher process, see ``LAUNCHER``); the job's own timestamps
     split it into "start-up + read + sync", "export" and "finish";
@@ -77,7 +77,7 @@ sys.exit(code if code >= 0 else 128 - code)
 
 def read_entries(spec: str) -> tuple[list[SourceEntry], float]:
     start = time.perf_counter()
-    entries = list(open_source(spec, options={"rate": 0}).iter_entries())
+    entries = list(open_source(spec, options={"request_rate": 0}).iter_entries())
     return entries, time.perf_counter() - start
 
 
@@ -149,7 +149,7 @@ def run_mediamill(spec: str, out: Path, db: Path, env: dict[str, str]) -> tuple[
     rss_file = out.parent / f".{out.name}-{time.monotonic_ns()}.maxrss"
     cmd = [sys.executable, "-c", LAUNCHER, str(rss_file), sys.executable, "-m", "mediamill"]
     cmd += ["run", "strm", spec, "--output", str(out)]
-    cmd += ["-q", "--set", "rate=0", "--db", f"sqlite:///{db}"]
+    cmd += ["-q", "--set", "request_rate=0", "--db", f"sqlite:///{db}"]
     launched = time.time()
     measured = run_measured(cmd, env=env, cwd=out.parent, check=False)
     if rss_file.exists():

@@ -23,7 +23,7 @@ ENTRIES = MOVIES + SERIES * EPISODES_PER_SERIES
 #: movie indexes that are neither one of a duplicate pair (every 10th, +1) nor a nasty name
 RENAMED, REMOVED = 13, 17
 #: no provider rate limit: the stand-in is on loopback and the tests should be quick
-NO_RATE_LIMIT = ("--set", "rate=0")
+NO_RATE_LIMIT = ("--set", "request_rate=0")
 URL_LINE = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 

@@ -18,7 +18,7 @@ from mediamill.sources._http import RateLimiter
 from mediamill.sources._vod import flag_duplicates, mark_ambiguous, movie_group
 from mediamill.testing.vodserver import RawJson, VodServer, make_catalog
 
-FAST = {"backoff": 0.001, "rate": 0}
+FAST = {"backoff": 0.001, "request_rate": 0}
 
 
 @pytest.fixture
@@ -468,3 +468,17 @@ def test_series_refresh_modified_asks_only_for_series_whose_row_changed(
             e.key for e in entries(server.xtream_spec, series_refresh="modified", series_max_age=0)
         }
         assert len(caught_up - first) == 1, "until the kept answers are too old"
+
+
+def test_the_provider_request_rate_is_not_the_engine_rate(server: VodServer) -> None:
+    """`--rate` caps the items a job processes per second; `--set request_rate=N` caps the
+    requests to the provider. Neither reaches the other (a gentle provider limit used to
+    throttle the export to that many files per second)."""
+    from mediamill.sources import source_options
+
+    picked = source_options(server.xtream_spec, {"rate": 50, "request_rate": 2, "output": "x"})
+    assert picked == {"request_rate": 2}
+    source = open_source(server.xtream_spec, options=picked)
+    assert source._http_options["rate"] == 2  # type: ignore[attr-defined]
+    unlimited = open_source(server.xtream_spec, options=source_options(server.xtream_spec, {}))
+    assert unlimited._http_options["rate"] == 5.0  # type: ignore[attr-defined]

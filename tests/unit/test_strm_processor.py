@@ -42,7 +42,7 @@ class TinyCatalog:
 
 
 def scan(server: VodServer) -> list[ItemRef]:
-    source = open_source(server.xtream_spec, options={"rate": 0, "backoff": 0.001})
+    source = open_source(server.xtream_spec, options={"request_rate": 0, "backoff": 0.001})
     return [
         ItemRef(id=i, path=e.key, kind=e.kind, meta=e.meta)
         for i, e in enumerate(source.iter_entries(), 1)
@@ -184,7 +184,7 @@ def test_dry_run_touches_nothing_and_reports_what_would_change(
 
 def scan_with(server: VodServer, password: str) -> list[ItemRef]:
     spec = f"xtream+http://alice:{password}@127.0.0.1:{server.port}"
-    source = open_source(spec, options={"rate": 0})
+    source = open_source(spec, options={"request_rate": 0})
     return [
         ItemRef(id=i, path=e.key, kind=e.kind, meta=e.meta)
         for i, e in enumerate(source.iter_entries())

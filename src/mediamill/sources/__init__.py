@@ -5,7 +5,9 @@ Specs: ``xtream+http(s)://[USER:PASS@]HOST[:PORT][/path]``,
 ``m3u+http(s)://host/path?query``. Xtream credentials come from the URL, else from options
 ``username``/``password``, else from ``MEDIAMILL_XTREAM_USER``/``MEDIAMILL_XTREAM_PASS``;
 the Dispatcharr token from option ``token``, else ``MEDIAMILL_DISPATCHARR_TOKEN``. Other
-options are passed to the source class (see each class for its options).
+options are passed to the source class (see each class for its options), but for
+``request_rate``, the provider's requests per second, which the classes call ``rate``: a
+run's own ``rate`` is the engine's ceiling on items per second and never reaches a source.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ _SCHEMES = {
     "m3u+https",
 }
 _XTREAM_OPTIONS = {
-    "vod_info", "movies", "series", "rate", "retries", "backoff", "timeout", "on_series_error",
+    "vod_info", "movies", "series", "request_rate", "retries", "backoff", "timeout",
+    "on_series_error",
     "series_refresh", "series_max_age",
 }  # fmt: skip
 _DISPATCHARR_OPTIONS = {
-    "auth", "url_mode", "public_url", "movies", "series", "page_size", "rate", "retries",
+    "auth", "url_mode", "public_url", "movies", "series", "page_size", "request_rate", "retries",
     "backoff", "timeout", "on_series_error",
 }  # fmt: skip
-_M3U_OPTIONS = {"default_kind", "rate", "retries", "backoff", "timeout"}
+_M3U_OPTIONS = {"default_kind", "request_rate", "retries", "backoff", "timeout"}
 
 
 def source_options(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,7 +64,10 @@ def _pick(options: Mapping[str, Any], allowed: set[str], kind: str) -> dict[str,
     unknown = set(options) - allowed - {"username", "password", "token"}
     if unknown:
         raise ValueError(f"unknown {kind} source options: {', '.join(sorted(unknown))}")
-    return {k: v for k, v in options.items() if k in allowed}
+    picked = {k: v for k, v in options.items() if k in allowed}
+    if "request_rate" in picked:  # the classes call it rate; the engine's rate is items/s
+        picked["rate"] = picked.pop("request_rate")
+    return picked
 
 
 def _cache_dir(family: str, *identity: str) -> str:
