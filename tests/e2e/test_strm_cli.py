@@ -321,3 +321,37 @@ def test_an_emptied_output_folder_is_exported_again(provider: VodServer, tmp_pat
     assert f"{ENTRIES} ok" in printed
     assert snapshot(out) == before, "files already right are not rewritten"
     assert (out / MARKER).is_file()
+
+
+def test_after_a_clean_walk_only_missing_titles_are_checked_until_a_full_walk_is_due(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """Once a cleanup found the folder clean, later ones check only the files of titles the
+    provider dropped (no walk over every file); a stray file of other origin is found by the
+    next full walk, due a day after the last one, and both are removed by `--cleanup apply`."""
+    out = tmp_path / "library"
+    export(tmp_path, provider.xtream_spec, out)
+    removed_name = movie_folder(out, provider.catalog.movie_title(REMOVED)[0])
+    stale = movie_files(out, removed_name)
+    stray = out / "Movies" / "Stray (1999)" / "Stray (1999).strm"
+    stray.parent.mkdir()
+    stray.write_text("http://example.invalid/stray.mkv\n", encoding="utf-8")
+    stray_rel = stray.relative_to(out).as_posix()
+
+    provider.catalog.removed.add(REMOVED)
+    printed = export(tmp_path, provider.xtream_spec, out)
+    assert "'cleanup_scope': 'files of missing entries'" in printed
+    assert all(path in printed for path in stale)
+    assert stray_rel not in printed, "a targeted cleanup does not look for strays"
+
+    marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    (state,) = marker["clean"].values()
+    state["walked"] -= 2 * 24 * 3600  # the last full walk was two days ago
+    (out / MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    printed = export(tmp_path, provider.xtream_spec, out, "--cleanup", "apply")
+    assert "'cleanup_scope': 'every file'" in printed
+    assert not stray.exists()
+    assert not stray.parent.exists(), "the folder it leaves empty goes too"
+    assert not any((out / path).exists() for path in stale)
+    assert not (out / "Movies" / removed_name).exists()
+    assert_kodi_library(out, ENTRIES - 1, shows=SERIES)

@@ -9,7 +9,7 @@ import csv
 import json
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,22 @@ from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 
 class TinyCatalog:
     """What finish needs from the catalog: the present items of a library with their results
-    and metadata (the same interface as mediamill.catalog.db.Catalog)."""
+    and metadata, and the items that went missing with their last results (the same
+    interface as mediamill.catalog.db.Catalog)."""
 
-    def __init__(self, items: list[ItemRef], data: list[dict[str, Any]]) -> None:
-        self.items, self.data = items, data
+    def __init__(
+        self,
+        items: list[ItemRef],
+        data: list[dict[str, Any]],
+        gone: Sequence[tuple[ItemRef, dict[str, Any]]] = (),
+    ) -> None:
+        self.items, self.data, self.gone = items, data, list(gone)
 
     def iter_results_raw_meta(
-        self, library_id: int | None, processor: str
+        self, library_id: int | None, processor: str, *, present: bool = True
     ) -> Iterator[tuple[str, str, str | None, dict[str, Any] | None, str | None]]:
-        for item, data in zip(self.items, self.data, strict=True):
+        pairs = zip(self.items, self.data, strict=True) if present else iter(self.gone)
+        for item, data in pairs:
             yield item.path, item.kind, "ok", data, json.dumps(item.meta)
 
     def export_stamp(self, library_id: int | None, processor: str) -> str:
@@ -49,6 +56,11 @@ def scan(server: VodServer) -> list[ItemRef]:
     ]
 
 
+#: per output folder: every item run() exported there, with its last result (what the
+#: catalog keeps, so an item left out of a later run counts as missing, as in the catalog)
+_EXPORTED: dict[str, dict[str, tuple[ItemRef, dict[str, Any]]]] = {}
+
+
 def run(
     items: list[ItemRef], options: dict[str, Any], *, workers: int = 1
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -62,13 +74,18 @@ def run(
                 data = list(pool.map(processor.process, items))
     finally:
         processor.teardown()
+    known = _EXPORTED.setdefault(str(options["output"]), {})
+    present = {item.path for item in items}
+    gone = [pair for key, pair in known.items() if key not in present]
+    if not options.get("dry_run"):  # dry runs store no results
+        known.update((item.path, (item, d)) for item, d in zip(items, data, strict=True))
     ctx = FinishContext(
         library_root=None,
         job_id="job-1",
         options=options,
         dry_run=bool(options.get("dry_run")),
         counters={},
-        catalog=TinyCatalog(items, data),
+        catalog=TinyCatalog(items, data, gone),
         library_id=1,
     )
     return data, processor.finish(ctx)

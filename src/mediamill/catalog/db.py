@@ -711,12 +711,13 @@ class Catalog:
             last = rows[-1].id
 
     def iter_results_raw_meta(
-        self, library_id: int, processor: str
+        self, library_id: int, processor: str, *, present: bool = True
     ) -> Iterator[tuple[str, str, str | None, dict[str, Any] | None, str | None]]:
-        """``(path, kind, status, data, meta)`` per present item in id order, streamed, with
-        ``processor``'s result (status ``None``: no result) and the item's metadata as JSON
-        text: left undecoded for callers that need it only for some items. (Both JSON columns
-        are read as text; ``data`` is decoded here, without SQLAlchemy's per-value layers.)"""
+        """``(path, kind, status, data, meta)`` per present item (``present=False``: per item
+        that has gone missing) in id order, streamed, with ``processor``'s result (status
+        ``None``: no result) and the item's metadata as JSON text: left undecoded for callers
+        that need it only for some items. (Both JSON columns are read as text; ``data`` is
+        decoded here, without SQLAlchemy's per-value layers.)"""
         from sqlalchemy import Text, cast
 
         last = 0
@@ -728,7 +729,11 @@ class Catalog:
                 rows = conn.execute(
                     select(Item.id, Item.path, Item.kind, Result.status, data, meta)
                     .select_from(join)
-                    .where(Item.library_id == library_id, Item.present.is_(True), Item.id > last)
+                    .where(
+                        Item.library_id == library_id,
+                        Item.present.is_(present),
+                        Item.id > last,
+                    )
                     .order_by(Item.id)
                     .limit(PAGE)
                 ).all()

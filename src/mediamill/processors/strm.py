@@ -42,9 +42,10 @@ import json
 import logging
 import os
 import threading
+import time
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from mediamill.processors.base import FinishContext, ItemRef, Processor, Skip, W
 from mediamill.strm.files import (
     Change,
     OutputFolders,
+    emptied_parents,
     empty_dirs,
     iter_exported,
     write_atomic,
@@ -69,6 +71,10 @@ _PARTS_SUFFIX = ".parts.jsonl"
 _WOULD = {"created": "would_create", "updated": "would_update", "moved": "would_move"}
 #: in the output root: which export this folder holds, and when its last cleanup found it clean
 MARKER = ".mediamill-strm.json"
+#: after a clean cleanup, the next ones look only at the files of entries that went missing;
+#: every file is walked again once this many seconds have passed since the last full walk
+#: (strays of other origins: a crash between writing a file and recording it, a copied file)
+FULL_WALK_EVERY = 24 * 3600.0
 
 
 class StrmProcessor(Processor):
@@ -306,25 +312,43 @@ class StrmProcessor(Processor):
             return
         # the walk over every exported file is skipped when it cannot find anything: the
         # last one left no stray file, and since then no entry, no result and no layout
-        # option changed, and this job exported nothing
+        # option changed, and this job exported nothing. When something changed, only the
+        # files of entries that went missing are looked at, until a full walk is due.
         marker = self._read_marker()
         stamp = self._cleanup_stamp(ctx)
         clean = marker.get("clean")
         clean = clean if isinstance(clean, dict) else {}
         key = str(ctx.library_root or ctx.library_id)
+        state = clean.get(key)
+        state = state if isinstance(state, dict) else {}
         exported = ctx.counters.get("ok", 0) + ctx.counters.get("failed", 0)
-        if not exported and clean.get(key) == stamp:
+        if not exported and state.get("stamp") == stamp:
             summary["cleanup_skipped"] = (
                 "nothing changed since the last cleanup, which found no stray files"
             )
             return
-        left = self._walk(ctx, summary, dry_run=dry_run)
+        walked = state.get("walked")
+        targeted = isinstance(walked, (int, float)) and time.time() - walked < FULL_WALK_EVERY
+        summary["cleanup_scope"] = "files of missing entries" if targeted else "every file"
+        left = self._walk(ctx, summary, dry_run=dry_run, targeted=targeted)
         if dry_run:
             return
-        if left or summary["collisions"]:
-            clean.pop(key, None)
+        # what later cleanups may rely on: "walked" while every stray file left is one of a
+        # missing entry (a targeted cleanup finds those), "stamp" while none is left at all
+        if not targeted and left:
+            gone = set(self._gone_files(ctx))
+            known = all(path in gone for path in left)
         else:
-            clean[key] = stamp
+            known = True
+        state = {}
+        if known:
+            state["walked"] = walked if targeted else time.time()
+        if not left and not summary["collisions"]:
+            state["stamp"] = stamp
+        if state:
+            clean[key] = state
+        else:
+            clean.pop(key, None)
         if marker.get("clean") != clean and isinstance(marker.get("export"), str):
             marker["clean"] = clean
             with contextlib.suppress(OSError):
@@ -335,13 +359,17 @@ class StrmProcessor(Processor):
         catalog_state = ctx.catalog.export_stamp(ctx.library_id, self.name)
         return f"{self.result_version()}:{catalog_state}"
 
-    def _walk(self, ctx: FinishContext, summary: dict[str, Any], *, dry_run: bool) -> int:
-        """Find (and in ``apply`` mode remove) stray files; returns how many are left."""
+    def _walk(
+        self, ctx: FinishContext, summary: dict[str, Any], *, dry_run: bool, targeted: bool
+    ) -> list[str]:
+        """Find (and in ``apply`` mode remove) stray files; returns those still there.
+        ``targeted``: look only at the files of entries that went missing."""
         owned, entries = self._owned(ctx, summary)
         trees = self.layout.trees
+        found = self._gone_files(ctx) if targeted else iter_exported(self.root, trees)
         orphans = sorted(
             path
-            for path in iter_exported(self.root, trees)
+            for path in found
             if path not in owned and unicodedata.normalize("NFC", path) not in owned
         )
         if entries == 0 and orphans:
@@ -350,14 +378,20 @@ class StrmProcessor(Processor):
                 "(an empty or failed provider listing looks the same)"
             )
             summary["would_remove"] = orphans
-            return len(orphans)
+            return orphans
         if self.cleanup == "preview" or dry_run:
             summary["would_remove"] = orphans
             if orphans:  # only removals empty a folder
-                summary["would_remove_dirs"] = len(empty_dirs(self.root, trees, gone=set(orphans)))
-            return len(orphans)
+                gone = set(orphans)
+                would_empty = (
+                    emptied_parents(self.root, trees, gone)
+                    if targeted
+                    else empty_dirs(self.root, trees, gone=gone)
+                )
+                summary["would_remove_dirs"] = len(would_empty)
+            return orphans
         removed: list[str] = []
-        left = 0
+        left: list[str] = []
         for path in orphans:
             try:
                 resolve_inside(self.root, path).unlink()
@@ -365,18 +399,51 @@ class StrmProcessor(Processor):
             except FileNotFoundError:
                 continue
             except UnsafePath:
-                left += 1
+                left.append(path)
             except OSError as exc:
-                left += 1
+                left.append(path)
                 log.warning("strm cleanup could not remove %s: %s", path, exc.strerror)
         summary["removed"] = removed
         removed_dirs = 0
-        for folder in empty_dirs(self.root, trees) if removed else ():
+        if not removed:
+            emptied: list[Path] = []
+        elif targeted:
+            emptied = emptied_parents(self.root, trees, set(removed))
+        else:
+            emptied = empty_dirs(self.root, trees)
+        for folder in emptied:
             with contextlib.suppress(OSError):
                 folder.rmdir()
                 removed_dirs += 1
         summary["removed_dirs"] = removed_dirs
         return left
+
+    def _gone_files(self, ctx: FinishContext) -> Iterator[str]:
+        """The files that entries which went missing had here (from their last result, or
+        laid out from their metadata) and that are still there."""
+        trees = set(self.layout.trees)
+        seen: set[str] = set()
+        for key, kind, status, data, meta in ctx.catalog.iter_results_raw_meta(
+            ctx.library_id, self.name, present=False
+        ):
+            if kind not in self.kinds:
+                continue
+            if status == "ok" and data and data.get("root") == str(self.root):
+                paths = [p for p in data.get("files", ()) if isinstance(p, str)]
+            else:
+                try:
+                    paths = self.layout.paths(key, kind, json.loads(meta) if meta else {})
+                except ValueError:
+                    continue
+            for path in paths:
+                if path in seen or path.split("/", 1)[0] not in trees:
+                    continue
+                seen.add(path)
+                try:
+                    if os.path.lexists(resolve_inside(self.root, path)):
+                        yield path
+                except UnsafePath:
+                    continue
 
     def _write_report(self, summary: Mapping[str, Any]) -> None:
         assert self.report is not None

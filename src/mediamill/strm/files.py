@@ -259,3 +259,29 @@ def empty_dirs(root: Path, trees: Collection[str], gone: Collection[str] = ()) -
                 emptied.add(dirpath)
                 found.append(Path(dirpath))
     return found
+
+
+def emptied_parents(root: Path, trees: Collection[str], gone: Collection[str]) -> list[Path]:
+    """The folders that hold nothing but files in ``gone`` (relative paths) and folders that
+    empty too, deepest first, looking only at the parents of ``gone``: what
+    :func:`empty_dirs` finds for a cleanup that knows which files it removes, without a walk
+    over every folder. The trees themselves are never listed."""
+    candidates: set[str] = set()
+    for rel in gone:
+        parts = rel.split("/")
+        if parts[0] in trees:
+            candidates.update("/".join(parts[:i]) for i in range(2, len(parts)))
+    emptied: set[str] = set()
+    found: list[Path] = []
+    for rel_dir in sorted(candidates, key=lambda d: d.count("/"), reverse=True):
+        folder = root / rel_dir
+        if folder.is_symlink():
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        if all(f"{rel_dir}/{name}" in gone or f"{rel_dir}/{name}" in emptied for name in names):
+            emptied.add(rel_dir)
+            found.append(folder)
+    return found
