@@ -9,8 +9,10 @@ and its old ones reported or removed by ``finish``.
 
 The output root holds :data:`MARKER`, a small hidden JSON file: the id of the export the
 folder holds (part of every result's version, so an emptied or replaced folder is exported
-again) and, per library, the catalog state at which the last cleanup found no stray file
-(while nothing has changed since, ``finish`` skips the walk).
+again) and, per library, what the last cleanup established: when the last full walk found
+no stray but files of missing entries (later cleanups check only those, until a full walk
+is due again after :data:`FULL_WALK_EVERY`), and the catalog state at which no stray was
+left at all (while nothing has changed since, ``finish`` skips the cleanup).
 
 Options:
 
