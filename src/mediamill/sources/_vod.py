@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from mediamill.sources.base import SourceEntry, SourceError
+from mediamill.sources.base import AnswerDigest, SourceEntry, SourceError
 from mediamill.strm.names import split_year, title_key
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,34 @@ def flag_duplicates(
             yield meta
     finally:
         spool.close()
+
+
+def fetch_series_answers(
+    source: str,
+    shows: Iterable[dict[str, Any]],
+    fetch: Callable[[dict[str, Any]], bytes],
+    on_series_error: str,
+    digest: AnswerDigest,
+    spool: AnswerSpool,
+) -> list[dict[str, Any]]:
+    """Each show's answer (``fetch(show)``) into ``spool`` under its ``show_id`` and into
+    ``digest``; returns the shows whose answer came. A show whose answer cannot be fetched
+    fails the read (``on_series_error="fail"``) or is left out with a warning."""
+    fetched = []
+    for show in shows:
+        series_id = str(show["show_id"])
+        try:
+            body = fetch(show)
+        except SourceError as exc:
+            if on_series_error == "fail":
+                raise
+            log.warning("%s: series %s skipped: %s", source, series_id, exc)
+            continue
+        digest.add(series_id.encode())
+        digest.add(body)
+        spool.add(series_id, body)
+        fetched.append(show)
+    return fetched
 
 
 def episode_entries(

@@ -24,6 +24,7 @@ from mediamill.sources._vod import (
     as_year,
     compact,
     episode_entries,
+    fetch_series_answers,
     flag_duplicates,
     mark_ambiguous,
     movie_group,
@@ -189,7 +190,18 @@ class DispatcharrSource:
                 mark_ambiguous(
                     shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous"
                 )
-                shows = self._fetch_series(http, shows, digest, spool)
+                shows = fetch_series_answers(
+                    self.name,
+                    shows,
+                    lambda show: http.get_bytes(
+                        f"{self.base}/api/vod/series/{show['show_id']}/provider-info/",
+                        "series provider-info",
+                        {"include_episodes": "true"},
+                    ),
+                    self.on_series_error,
+                    digest,
+                    spool,
+                )
             answers = None if self.url_mode == "direct" else digest.hexdigest()
             if answers is not None and answers == since:
                 self._close(http, spool)
@@ -216,36 +228,6 @@ class DispatcharrSource:
             keys.append(f"{path}#{len(keys)}")
         return keys
 
-    def _fetch_series(
-        self,
-        http: HttpFetcher,
-        shows: list[dict[str, Any]],
-        digest: AnswerDigest,
-        spool: AnswerSpool,
-    ) -> list[dict[str, Any]]:
-        """Each show's provider-info answer into the spool; the shows whose answer came (a
-        series that cannot be fetched fails the read, or with ``on_series_error="skip"`` is
-        left out with a warning)."""
-        fetched = []
-        for show in shows:
-            series_id = str(show["show_id"])
-            try:
-                body = http.get_bytes(
-                    f"{self.base}/api/vod/series/{series_id}/provider-info/",
-                    "series provider-info",
-                    {"include_episodes": "true"},
-                )
-            except SourceError as exc:
-                if self.on_series_error == "fail":
-                    raise
-                log.warning("%s: series %s skipped: %s", self.name, series_id, exc)
-                continue
-            digest.add(series_id.encode())
-            digest.add(body)
-            spool.add(f"series/{series_id}", body)
-            fetched.append(show)
-        return fetched
-
     def _entries(
         self,
         http: HttpFetcher,
@@ -267,7 +249,7 @@ class DispatcharrSource:
                     self.name,
                     shows,
                     lambda show: self._series_episodes(
-                        http, show, accounts, spool.get(f"series/{show['show_id']}")
+                        http, show, accounts, spool.get(str(show["show_id"]))
                     ),
                     self.on_series_error,
                 )

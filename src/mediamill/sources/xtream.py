@@ -34,6 +34,7 @@ from mediamill.sources._vod import (
     as_year,
     compact,
     episode_entries,
+    fetch_series_answers,
     flag_duplicates,
     mark_ambiguous,
     movie_group,
@@ -230,20 +231,21 @@ class XtreamSource:
                 self.movies, self.series, self.on_series_error,
             )  # fmt: skip
             categories: dict[str, str] = {}
-            streams = series = None
+            streams = shows = None
             if self.movies:
                 action = "get_vod_categories"
                 categories = self._categories(http, self._fetch(http, action, digest), action)
                 streams = self._fetch(http, "get_vod_streams", digest)
                 bodies.append(streams.close)
+            spool = AnswerSpool()  # each series' get_series_info answer, under its id
+            bodies.append(spool.close)
             if self.series:
-                series = self._fetch_series(http, digest)
-                bodies.append(series.spool.close)
+                shows = self._fetch_series(http, digest, spool)
             answers = None if self.vod_info else digest.hexdigest()
             if answers is not None and answers == since:
                 self._close(http, bodies)
                 return SourceRead(answers, None)
-            entries = self._entries(http, categories, streams, series, bodies)
+            entries = self._entries(http, categories, streams, shows, spool, bodies)
             return SourceRead(answers, entries)
         except BaseException:
             self._close(http, bodies)
@@ -260,15 +262,19 @@ class XtreamSource:
         http: HttpFetcher,
         categories: Mapping[str, str],
         streams: IO[bytes] | None,
-        series: _SeriesAnswers | None,
+        shows: list[dict[str, Any]] | None,
+        spool: AnswerSpool,
         bodies: list[Callable[[], None]],
     ) -> Iterator[SourceEntry]:
         try:
             if streams is not None:
                 yield from self._movies(http, categories, streams)
-            if series is not None:
+            if shows is not None:
                 yield from episode_entries(
-                    self.name, series.shows, series.episodes_of, self.on_series_error
+                    self.name,
+                    shows,
+                    lambda show: self._series_episodes(http, show, spool.get(str(show["show_id"]))),
+                    self.on_series_error,
                 )
         finally:
             self._close(http, bodies)
@@ -349,10 +355,12 @@ class XtreamSource:
         for key, value in extra.items():
             meta.setdefault(key, value)
 
-    def _fetch_series(self, http: HttpFetcher, digest: AnswerDigest) -> _SeriesAnswers:
-        """The shows of ``get_series`` and each one's ``get_series_info`` answer (spooled).
-        A series whose answer cannot be fetched fails the read (``on_series_error="fail"``)
-        or is left out with a warning."""
+    def _fetch_series(
+        self, http: HttpFetcher, digest: AnswerDigest, spool: AnswerSpool
+    ) -> list[dict[str, Any]]:
+        """The shows of ``get_series`` whose ``get_series_info`` answer came, each answer in
+        ``spool`` (see :func:`fetch_series_answers`); with a series cache, an answer kept
+        under the same ``get_series`` row is taken instead of asking."""
         action = "get_series_categories"
         categories = self._categories(http, self._fetch(http, action, digest), action)
         shows: list[dict[str, Any]] = []
@@ -364,29 +372,23 @@ class XtreamSource:
                     shows.append(show)
                     rows[str(show["show_id"])] = json.dumps(row, sort_keys=True, default=str)
         mark_ambiguous(shows, show_group, lambda m: str(m["show_id"]), flag="show_ambiguous")
-        answers = _SeriesAnswers(self, http)
         cache = self._series_cache
-        for show in shows:
+
+        def answer(show: dict[str, Any]) -> bytes:
             series_id = str(show["show_id"])
-            data = cache.get(series_id, rows[series_id]) if cache is not None else None
-            try:
-                if data is None:
-                    data = http.get_bytes(
-                        f"{self.server}/player_api.php",
-                        "get_series_info",
-                        self._query("get_series_info", {"series_id": series_id}),
-                    )
-                    if cache is not None:
-                        cache.put(series_id, rows[series_id], data)
-            except SourceError as exc:
-                if self.on_series_error == "fail":
-                    raise
-                log.warning("%s: series %s skipped: %s", self.name, series_id, exc)
-                continue
-            digest.add(series_id.encode())
-            digest.add(data)
-            answers.add(show, data)
-        return answers
+            kept = cache.get(series_id, rows[series_id]) if cache is not None else None
+            if kept is not None:
+                return kept
+            data = http.get_bytes(
+                f"{self.server}/player_api.php",
+                "get_series_info",
+                self._query("get_series_info", {"series_id": series_id}),
+            )
+            if cache is not None:
+                cache.put(series_id, rows[series_id], data)
+            return data
+
+        return fetch_series_answers(self.name, shows, answer, self.on_series_error, digest, spool)
 
     def _show(self, row: Mapping[str, Any], categories: Mapping[str, str]) -> dict[str, Any] | None:
         series_id = as_id(row.get("series_id"))
@@ -409,7 +411,7 @@ class XtreamSource:
             }
         )
 
-    def series_episodes(
+    def _series_episodes(
         self, http: HttpFetcher, show: Mapping[str, Any], body: bytes
     ) -> list[dict[str, Any]]:
         """The episodes in one show's ``get_series_info`` answer."""
@@ -518,24 +520,6 @@ class _SeriesCache:
             self._by_series()[key] = [path.name]
         except OSError as exc:  # a cache that cannot be written only costs requests
             log.warning("cannot keep the answer of series %s in %s: %s", series_id, path, exc)
-
-
-class _SeriesAnswers:
-    """The shows, and each one's ``get_series_info`` answer in a spool until parsed."""
-
-    def __init__(self, source: XtreamSource, http: HttpFetcher) -> None:
-        self._source = source
-        self._http = http
-        self.spool = AnswerSpool()
-        self.shows: list[dict[str, Any]] = []
-
-    def add(self, show: dict[str, Any], body: bytes) -> None:
-        self.spool.add(str(show["show_id"]), body)
-        self.shows.append(show)
-
-    def episodes_of(self, show: dict[str, Any]) -> list[dict[str, Any]]:
-        body = self.spool.get(str(show["show_id"]))
-        return self._source.series_episodes(self._http, show, body)
 
 
 def _meta_id(meta: Mapping[str, Any]) -> str:
