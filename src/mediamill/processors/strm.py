@@ -367,8 +367,7 @@ class StrmProcessor(Processor):
         """Find (and in ``apply`` mode remove) stray files; returns those still there.
         ``targeted``: look only at the files of entries that went missing."""
         owned, entries = self._owned(ctx, summary)
-        trees = self.layout.trees
-        found = self._gone_files(ctx) if targeted else iter_exported(self.root, trees)
+        found = self._gone_files(ctx) if targeted else iter_exported(self.root, self.layout.trees)
         orphans = sorted(
             path
             for path in found
@@ -384,13 +383,8 @@ class StrmProcessor(Processor):
         if self.cleanup == "preview" or dry_run:
             summary["would_remove"] = orphans
             if orphans:  # only removals empty a folder
-                gone = set(orphans)
-                would_empty = (
-                    emptied_parents(self.root, trees, gone)
-                    if targeted
-                    else empty_dirs(self.root, trees, gone=gone)
-                )
-                summary["would_remove_dirs"] = len(would_empty)
+                emptied = self._emptied(set(orphans), targeted=targeted)
+                summary["would_remove_dirs"] = len(emptied)
             return orphans
         removed: list[str] = []
         left: list[str] = []
@@ -407,18 +401,20 @@ class StrmProcessor(Processor):
                 log.warning("strm cleanup could not remove %s: %s", path, exc.strerror)
         summary["removed"] = removed
         removed_dirs = 0
-        if not removed:
-            emptied: list[Path] = []
-        elif targeted:
-            emptied = emptied_parents(self.root, trees, set(removed))
-        else:
-            emptied = empty_dirs(self.root, trees)
-        for folder in emptied:
+        for folder in self._emptied(set(removed), targeted=targeted) if removed else ():
             with contextlib.suppress(OSError):
                 folder.rmdir()
                 removed_dirs += 1
         summary["removed_dirs"] = removed_dirs
         return left
+
+    def _emptied(self, gone: set[str], *, targeted: bool) -> list[Path]:
+        """The folders left empty once the files ``gone`` are removed (they may be already):
+        looking only at their parents when the cleanup is targeted, else at every folder."""
+        trees = self.layout.trees
+        if targeted:
+            return emptied_parents(self.root, trees, gone)
+        return empty_dirs(self.root, trees, gone=gone)
 
     def _gone_files(self, ctx: FinishContext) -> Iterator[str]:
         """The files that entries which went missing had here (from their last result, or
