@@ -142,10 +142,18 @@ def timed(func: Any, *args: Any) -> float:
     return time.perf_counter() - start
 
 
-def run_mediamill(spec: str, out: Path, db: Path, env: dict[str, str]) -> tuple[Measured, float]:
+def touched(before: dict[str, int], after: dict[str, int]) -> int:
+    """Files written (another mtime) or removed between two :func:`mtimes` of a folder."""
+    written = sum(1 for path, ns in after.items() if before.get(path) != ns)
+    return written + len(set(before) - set(after))
+
+
+def run_mediamill(
+    label: str, spec: str, out: Path, db: Path, env: dict[str, str]
+) -> tuple[Measured, float]:
     """One export in a child (through ``LAUNCHER``); returns its measurement, with the child's
-    own peak RSS, and its wall-clock start (epoch). CPU seconds include the launcher's
-    (a few hundredths of a second)."""
+    own peak RSS, and its wall-clock start (epoch); raises, naming ``label``, when it
+    fails. CPU seconds include the launcher's (a few hundredths of a second)."""
     rss_file = out.parent / f".{out.name}-{time.monotonic_ns()}.maxrss"
     cmd = [sys.executable, "-c", LAUNCHER, str(rss_file), sys.executable, "-m", "mediamill"]
     cmd += ["run", "strm", spec, "--output", str(out)]
@@ -155,6 +163,8 @@ def run_mediamill(spec: str, out: Path, db: Path, env: dict[str, str]) -> tuple[
     if rss_file.exists():
         measured = dataclasses.replace(measured, max_rss_kib=int(rss_file.read_text()))
         rss_file.unlink()
+    if measured.returncode != 0:
+        raise RuntimeError(f"{label} failed:\n{measured.stderr[-3000:]}{measured.stdout}")
     return measured, launched
 
 
@@ -209,9 +219,7 @@ def main() -> int:
 
             (work / "a").mkdir()
             db = work / "a.db"
-            first, launched = run_mediamill(spec, work / "a" / "out", db, env)
-            if first.returncode != 0:
-                raise RuntimeError(f"mediamill failed:\n{first.stderr[-3000:]}{first.stdout}")
+            first, launched = run_mediamill("(a)", spec, work / "a" / "out", db, env)
             figures["phases_a"] = job_phases(db, launched)
             files = count_files(work / "a" / "out")
             before = mtimes(work / "a" / "out")
@@ -221,24 +229,17 @@ def main() -> int:
             plugin = timed(write_plugin_style, work / "c", entries)
             plugin_files = count_files(work / "c")
 
-            again, launched = run_mediamill(spec, work / "a" / "out", db, env)
-            if again.returncode != 0:
-                raise RuntimeError(f"re-run failed:\n{again.stderr[-3000:]}{again.stdout}")
+            again, launched = run_mediamill("(d)", spec, work / "a" / "out", db, env)
             figures["phases_d"] = job_phases(db, launched)
             after = mtimes(work / "a" / "out")
-            rewritten = sum(1 for path, ns in after.items() if before.get(path) != ns)
-            rewritten += len(set(before) - set(after))
+            rewritten = touched(before, after)
 
             # (e), for information: the provider renamed one movie and dropped another
             catalog.renamed[3] = "A Title The Provider Changed"
             catalog.removed.add(5)
-            changed_run, launched = run_mediamill(spec, work / "a" / "out", db, env)
-            if changed_run.returncode != 0:
-                raise RuntimeError(f"(e) failed:\n{changed_run.stderr[-3000:]}")
+            changed_run, launched = run_mediamill("(e)", spec, work / "a" / "out", db, env)
             figures["phases_e"] = job_phases(db, launched)
-            final = mtimes(work / "a" / "out")
-            touched = sum(1 for path, ns in final.items() if after.get(path) != ns)
-            touched += len(set(after) - set(final))
+            changed = touched(after, mtimes(work / "a" / "out"))
         rate_a, rate_b, rate_c = files / first.seconds, plain_files / plain, plugin_files / plugin
         ratio = rate_a / rate_b
         share = again.seconds / first.seconds
@@ -260,7 +261,7 @@ def main() -> int:
         print(
             f"(e) after the provider renamed one movie (moved: 2 files written, 2 removed) "
             f"and dropped one (previewed): {changed_run.seconds:.1f} s "
-            f"({changed_run.seconds / first.seconds:.0%} of (a)), {touched} files touched"
+            f"({changed_run.seconds / first.seconds:.0%} of (a)), {changed} files touched"
         )
         print(f"(a) phases: {figures['phases_a']}; (d) phases: {figures['phases_d']}")
         print(f"(e) phases: {figures['phases_e']}")
@@ -281,7 +282,7 @@ def main() -> int:
             ratio_a_b=round(ratio, 3),
             rerun_share=round(share, 3),
             rerun_files_written=rewritten,
-            changed_rerun={"seconds": round(changed_run.seconds, 2), "files_touched": touched},
+            changed_rerun={"seconds": round(changed_run.seconds, 2), "files_touched": changed},
             peak_rss_kib=max(first.max_rss_kib, again.max_rss_kib),
             cpu_seconds={"a": round(first.cpu_seconds, 1), "d": round(again.cpu_seconds, 1)},
             checks={name: verdict(ok) for name, ok in checks.items()},
