@@ -7,6 +7,11 @@ the script in every worker process it starts, and a worker has no use for the co
 
 
 def main() -> None:
+    import sys
+
+    from mediamill.walk import start_ahead
+
+    start_ahead(sys.argv[1:])  # a folder to scan is walked while the rest loads
     from mediamill.cli import main as cli_main
 
     cli_main()

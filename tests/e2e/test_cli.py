@@ -194,3 +194,20 @@ def test_process_workers_of_the_mediamill_command_do_not_load_the_command_line(
     ]
     assert [row["status"] for row in rows] == ["ok", "ok"]
     assert [row["data"]["cli_loaded"] for row in rows] == [False, False]
+
+
+def test_a_rescan_from_the_command_line_sees_every_new_changed_and_missing_file(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The command walks the folder while it loads; the counts are the scan's all the same."""
+    root = tmp_path / "lib"
+    files = make_files(root, ["a/1.mp3", "a/2.mp3", "b/3.flac", "4.mkv"])
+    first = mediamill("scan", str(root), db=sqlite_url)
+    assert "4 new, 0 changed, 0 unchanged, 0 missing" in first.stdout
+    again = mediamill("scan", str(root), db=sqlite_url)
+    assert "0 new, 0 changed, 4 unchanged, 0 missing" in again.stdout
+    files[0].write_bytes(b"edited in place by a tagger")
+    files[3].unlink()
+    make_files(root, ["c/5.ogg"])
+    third = mediamill("run", "probe", str(root), "-q", db=sqlite_url)
+    assert "1 new, 1 changed, 2 unchanged, 1 missing" in third.stdout

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mediamill.catalog.db import Catalog
-from mediamill.sources.folder import ScanError, detect_kind, library_for_folder, scan_folder
+from mediamill.sources.folder import detect_kind, library_for_folder, scan_folder
+from mediamill.walk import ScanError
 from tests.conftest import make_files
 
 
@@ -174,3 +175,65 @@ def test_a_rescan_matches_every_file_whatever_its_name_sorts_like(
     (root / "b" / "a.mp3").write_bytes(b"changed!")
     third = _scan(catalog, root)
     assert (third["changed"], third["missing"], third["unchanged"]) == (1, 1, len(names) - 1)
+
+
+def test_an_unchanged_tree_is_not_compared_file_by_file(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second scan of an untouched tree matches the digest of the first and never reads
+    the catalog's items; one changed byte of size brings the comparison back."""
+    root = tmp_path / "lib"
+    files = make_files(root, ["a/1.mp3", "a/2.mp3", "b/3.flac"])
+    _scan(catalog, root)
+
+    def no_compare(library_id: int) -> object:
+        raise AssertionError("an unchanged tree was compared file by file")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog, "iter_files", no_compare)
+        again = _scan(catalog, root)
+    assert (again["found"], again["unchanged"], again["new"], again["missing"]) == (3, 3, 0, 0)
+    files[1].write_bytes(b"longer than before")
+    after = _scan(catalog, root)
+    assert (after["changed"], after["unchanged"]) == (1, 2)
+
+
+def test_a_scan_that_stops_halfway_is_not_taken_for_complete(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan dies after writing its new items; the tree goes back to how it was. The next
+    scan must not trust what was recorded before the broken one: the file is missing."""
+    root = tmp_path / "lib"
+    make_files(root, ["a.mp3"])
+    _scan(catalog, root)
+    (added,) = make_files(root, ["b.mp3"])
+
+    def crash(item_ids: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog, "mark_missing", crash)
+        with pytest.raises(OSError, match="disk full"):
+            _scan(catalog, root)
+    added.unlink()
+    report = _scan(catalog, root)
+    assert (report["missing"], report["unchanged"]) == (1, 1)
+    library = catalog.library_by_root(root)
+    assert library is not None
+    assert sum(catalog.library_counts(library.id).values()) == 1
+
+
+def test_items_changed_behind_the_scans_back_are_set_right_by_the_next_scan(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """The digest alone is not trusted: an item marked missing by hand (the tree untouched)
+    makes the next scan compare, and the file is present again."""
+    root = tmp_path / "lib"
+    make_files(root, ["a.mp3", "b.mp3"])
+    _scan(catalog, root)
+    library = catalog.library_by_root(root)
+    assert library is not None
+    catalog.mark_missing([next(catalog.iter_items(library.id)).id])
+    report = _scan(catalog, root)
+    assert (report["changed"], report["unchanged"]) == (1, 1)
+    assert sum(catalog.library_counts(library.id).values()) == 2

@@ -1,27 +1,27 @@
-"""Walk a folder library into the catalog, incrementally (size + mtime), streaming in chunks.
+"""Scan a folder library into the catalog, incrementally (size + mtime), streaming in chunks.
 
-The walk never follows a symlink out of the library root or around a loop, survives broken
-links, odd names (newlines, very long, bytes that are not UTF-8) and unreadable entries, and
-never holds the tree in memory: found files go to the catalog 2,000 at a time, and what it
-remembers across the walk is one 8-byte id per known item (to find the missing ones).
+The walk (``mediamill/walk.py``) never follows a symlink out of the library root or around a
+loop, survives broken links, odd names (newlines, very long, bytes that are not UTF-8) and
+unreadable entries, and spools what it finds to a temp file. A tree whose listing has the
+digest recorded after the last complete scan is unchanged as a whole; otherwise the listing
+is compared file by file, 2,000 files written at a time, remembering one 8-byte id per known
+item (to find the missing ones): memory stays flat whatever the size of the tree.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 
 from mediamill.catalog.db import Catalog, LibraryRef
+from mediamill.walk import CHUNK, Found, Listing, ScanError, list_folder, take_ahead
 
 log = logging.getLogger(__name__)
 
-CHUNK = 2000
 SNIFF_BYTES = 262  # what filetype needs to recognise every format it knows
 
 _EXTENSIONS = {
@@ -35,24 +35,7 @@ _EXTENSIONS = {
     "document": "pdf epub",
 }
 KIND_BY_EXTENSION = {ext: kind for kind, exts in _EXTENSIONS.items() for ext in exts.split()}
-#: names that are NAS or OS housekeeping, never media
-IGNORED_NAMES = frozenset(
-    {
-        "@eaDir",
-        "#recycle",
-        "#snapshot",
-        "$RECYCLE.BIN",
-        "lost+found",
-        "System Volume Information",
-        "Thumbs.db",
-        "desktop.ini",
-    }
-)
 _AV = frozenset({"audio", "video"})
-
-
-class ScanError(RuntimeError):
-    """The library root itself cannot be walked (gone, not a folder, unreadable)."""
 
 
 @dataclass(slots=True)
@@ -162,124 +145,12 @@ def _starts_as_av(head: bytes) -> bool:
     return any(head.startswith(magic, at) for at, magic in _AV_MAGIC)
 
 
-def _shown_name(name: str) -> str:
-    """A name as the catalog shows it: undecodable bytes escaped (``\\xff``)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-_by_sort_key = itemgetter(0)
-
-
-def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
-    """A folder's entries in path order as ``(sort key, shown name, is a folder, entry)``.
-
-    A sub-folder sorts as ``name/``, so walking depth first yields paths in exactly the order
-    the catalog sorts them (code points = UTF-8 bytes)."""
-    keyed = []
-    with os.scandir(directory) as it:
-        for entry in it:
-            name = entry.name
-            if name[0] == "." or name in IGNORED_NAMES:
-                continue
-            shown = name if name.isascii() else _shown_name(name)
-            if entry.is_dir(follow_symlinks=False):
-                keyed.append((shown + "/", shown, True, entry))
-            else:
-                keyed.append((shown, shown, False, entry))
-    keyed.sort(key=_by_sort_key)
-    return keyed
-
-
-#: one file the walk found: (path as the catalog shows it, size, mtime_ns, its DirEntry)
-Found = tuple[str, int, int, os.DirEntry[str]]
-
-
-def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
-    """Every regular file under ``root``, in path order, links resolved inside the root only.
-
-    Folders reached through a link are walked after every real folder (so a folder's own path
-    wins over an alias of it); their files come last, out of path order. Files are plain
-    tuples, with one ``stat`` each: an unchanged rescan spends its time here.
-    """
-    real_root = os.path.realpath(root)
-    try:
-        root_stat = os.stat(real_root)
-        root_listing = _listing(real_root)
-    except OSError as exc:
-        raise ScanError(f"cannot read library root {root}: {exc.strerror or exc}") from exc
-    if not stat.S_ISDIR(root_stat.st_mode):
-        raise ScanError(f"library root {root} is not a folder")
-    visited = {(root_stat.st_dev, root_stat.st_ino)}
-    # (prefix of the shown paths in a folder, that folder's remaining sorted entries)
-    stack: list[tuple[str, Iterator[tuple[str, str, bool, os.DirEntry[str]]]]] = [
-        ("", iter(root_listing))
-    ]
-    linked: list[tuple[str, str, tuple[int, int]]] = []  # (path, shown path, folder key)
-    is_regular, is_folder = stat.S_ISREG, stat.S_ISDIR
-
-    def descend(path: str, shown: str) -> None:
-        try:
-            stack.append((shown + "/", iter(_listing(path))))
-        except OSError as exc:
-            problems.append((shown, f"unreadable folder: {exc.strerror}"))
-
-    while stack or linked:
-        if not stack:
-            path, shown, key = linked.pop(0)
-            if key not in visited:
-                visited.add(key)
-                descend(path, shown)
-            continue
-        prefix, entries = stack[-1]
-        for _key, name, is_dir, entry in entries:
-            shown = prefix + name
-            try:
-                if is_dir:
-                    st = entry.stat(follow_symlinks=False)
-                else:
-                    if entry.is_symlink():
-                        target = os.path.realpath(entry.path)
-                        if not os.path.exists(target):
-                            problems.append((shown, "broken symlink"))
-                            continue
-                        if not _inside(target, real_root):
-                            problems.append((shown, "symlink points outside the library root"))
-                            continue
-                    st = entry.stat()  # follows links (inside the root, checked above)
-            except OSError as exc:
-                problems.append((shown, f"unreadable: {exc.strerror}"))
-                continue
-            mode = st.st_mode
-            if is_regular(mode):
-                yield shown, st.st_size, st.st_mtime_ns, entry
-            elif is_folder(mode):
-                key = (st.st_dev, st.st_ino)
-                if key in visited:
-                    continue  # a link loop, or the same folder reached twice
-                if not is_dir:  # a link to a folder: walked after the real ones
-                    linked.append((entry.path, shown, key))
-                    continue
-                visited.add(key)
-                descend(entry.path, shown)
-                break  # depth first: this folder's entries resume after the sub-folder's
-        else:
-            stack.pop()
-
-
 def found_file(found: Found, real_root: str) -> FoundFile:
     """The full record of a file the walk found (made only for new and changed files)."""
-    shown, size, mtime_ns, entry = found
-    rel = entry.path[len(real_root) + 1 :]  # every walked path starts with the real root
+    shown, size, mtime_ns, path = found
+    rel = path[len(real_root) + 1 :]  # every walked path starts with the real root
     raw = os.fsencode(rel) if rel != shown else None  # the name is not valid UTF-8
-    return FoundFile(shown, raw, entry.path, size, mtime_ns)
+    return FoundFile(shown, raw, path, size, mtime_ns)
 
 
 class _Changes:
@@ -330,23 +201,60 @@ def scan_folder(
 ) -> ScanReport:
     """Bring the catalog's items of ``library`` in line with the folder on disk.
 
-    A merge join: the walk yields files in path order and the catalog streams the library's
-    items in the same order, so each file is matched without a query of its own and memory
-    stays flat whatever the size of the tree. Files that arrive out of order (through folder
-    links) are matched by lookup at the end.
+    The folder is walked first (or its walk started ahead is taken), into a :class:`Listing`.
+    If the listing's digest is the one recorded after the last complete scan, every file is
+    as the catalog has it: nothing to compare. Otherwise the listing is compared with the
+    catalog and the digest recorded once the catalog matches it (forgotten before, so a scan
+    that stops halfway is never taken for complete).
     """
     report = ScanReport(library=library.name)
-    real_root = os.path.realpath(library.root)
-    changes = _Changes(catalog, library, report, on_progress, real_root)
-    # only items that existed before this scan (a thread reading ahead was tried: the GIL
-    # makes it slower than reading in line)
-    known = catalog.iter_files(library.id)
+
+    def on_found(count: int) -> None:
+        report.found = count
+        if on_progress:
+            on_progress(report)
+
+    with take_ahead(library.root, on_found) or list_folder(library.root, on_found) as listing:
+        report.found, report.problems = listing.count, listing.problems
+        digest = _scan_digest(listing)
+        if digest == catalog.source_digest(library.id) and listing.count == sum(
+            catalog.library_counts(library.id).values()
+        ):
+            report.unchanged = listing.count
+        else:
+            catalog.set_source_digest(library.id, None)
+            _compare(catalog, library, listing, report, on_progress)
+            catalog.set_source_digest(library.id, digest)
+    catalog.mark_scanned(library.id)
+    return report
+
+
+def _scan_digest(listing: Listing) -> str:
+    """The listing's digest, seeded with the scan's own version (how it reads a tree)."""
+    from mediamill.sources.base import AnswerDigest
+
+    digest = AnswerDigest("folder", listing.real_root)
+    digest.add(listing.digest.encode())
+    return digest.hexdigest()
+
+
+def _compare(
+    catalog: Catalog,
+    library: LibraryRef,
+    listing: Listing,
+    report: ScanReport,
+    on_progress: Callable[[ScanReport], None] | None,
+) -> None:
+    """A merge join: the listing holds files in path order and the catalog streams the
+    library's items in the same order, so each file is matched without a query of its own.
+    Files that came out of order (through folder links) are matched by lookup at the end."""
+    changes = _Changes(catalog, library, report, on_progress, listing.real_root)
+    known = catalog.iter_files(library.id)  # only items that existed before this scan
     current = next(known, None)
     unmatched = array("q")  # present items the walk went past: missing, unless found late
     stragglers: list[Found] = []
     last = ""
-    for found in walk(library.root, report.problems):
-        report.found += 1
+    for found in listing:
         path = found[0]
         if path < last:
             stragglers.append(found)
@@ -391,8 +299,6 @@ def scan_folder(
         missing = catalog.ids_outside(missing, unreadable)
     catalog.mark_missing(missing)
     report.missing = len(missing)
-    catalog.mark_scanned(library.id)
-    return report
 
 
 def library_for_folder(

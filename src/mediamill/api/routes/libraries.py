@@ -11,7 +11,7 @@ from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
 from mediamill.api.schemas import ERRORS, LibraryIn, LibraryList, LibraryOut, ScanOut
 from mediamill.catalog.db import Catalog, LibraryRef
-from mediamill.sources.folder import ScanError
+from mediamill.walk import ScanError
 
 router = APIRouter(prefix="/api/libraries", tags=["libraries"], responses=ERRORS)
 

@@ -1,0 +1,122 @@
+"""The folder walk: a listing spooled with its digest, and the walk a command starts ahead."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediamill import walk
+from tests.conftest import make_files
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    make_files(root, ["a/1.mp3", "a/b/2.flac", "c.mkv", "日本/曲.ogg", ".hidden.mp3"])
+    os.symlink(root / "nowhere.mp3", root / "broken.mp3")
+    raw = os.path.join(os.fsencode(root), b"latin1-\xe9.mp3")
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_walk_left_behind() -> object:
+    yield
+    walk.discard()
+
+
+def _listing(root: Path) -> tuple[int, str, list[tuple[str, str]], list[walk.Found]]:
+    with walk.list_folder(str(root)) as listing:
+        return listing.count, listing.digest, listing.problems, list(listing)
+
+
+def test_a_listing_holds_every_file_in_path_order_with_its_problems(tree: Path) -> None:
+    count, _digest, problems, files = _listing(tree)
+    assert [f[0] for f in files] == [
+        "a/1.mp3",
+        "a/b/2.flac",
+        "c.mkv",
+        "latin1-\\xe9.mp3",
+        "日本/曲.ogg",
+    ]
+    assert all(os.path.exists(f[3]) for f in files), "each file keeps its real path"
+    assert count == 5
+    assert problems == [("broken.mp3", "broken symlink")]
+
+
+def test_the_digest_changes_with_a_file_and_only_then(tree: Path) -> None:
+    first = _listing(tree)[1]
+    assert _listing(tree)[1] == first
+    os.utime(tree / "c.mkv", ns=(1, 1))
+    touched = _listing(tree)[1]
+    assert touched != first
+    (tree / "a" / "new.mp3").write_bytes(b"x")
+    assert _listing(tree)[1] not in (first, touched)
+
+
+def test_a_walk_started_ahead_gives_the_listing_of_a_walk_in_line(tree: Path) -> None:
+    walk.start_ahead(["run", "probe", str(tree)])
+    ahead = walk.take_ahead(str(tree))
+    assert ahead is not None
+    with ahead:
+        assert (ahead.count, ahead.digest, ahead.problems, list(ahead)) == _listing(tree)
+    assert walk.take_ahead(str(tree)) is None, "a walk is taken once"
+
+
+def test_a_walk_ahead_of_another_folder_is_stopped_not_used(tree: Path, tmp_path: Path) -> None:
+    walk.start_ahead(["scan", str(tree)])
+    pid = walk._started["walk"].pid
+    other = tmp_path / "other"
+    other.mkdir()
+    assert walk.take_ahead(str(other)) is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no child is left walking
+
+
+def test_a_root_that_vanished_before_the_walk_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "gone"
+    root.mkdir()
+    walk.start_ahead(["scan", str(root)])
+    root.rmdir()
+    with pytest.raises(walk.ScanError, match=r"cannot read library root .*gone"):
+        walk.take_ahead(str(root))
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "probe", "{d}"], "{d}"),
+        (["-v", "run", "-w", "2", "--set", "x=1", "probe", "{d}", "-q"], "{d}"),
+        (["scan", "--db", "sqlite:///c.db", "{d}"], "{d}"),
+        (["run", "probe", "--", "{d}"], "{d}"),
+        (["run", "strm", "m3u+file:///x.m3u", "-o", "{d}"], None),
+        (["run", "probe", "{d}", "--help"], None),
+        (["export", "probe", "{d}"], None),
+        (["run", "probe", "{d}/not-there"], None),
+        (["run", "probe"], None),
+        ([], None),
+    ],
+)
+def test_the_folder_a_command_line_scans(
+    argv: list[str], expected: str | None, tmp_path: Path
+) -> None:
+    line = [a.format(d=tmp_path) for a in argv]
+    assert walk.folder_argument(line) == (expected.format(d=tmp_path) if expected else None)
+
+
+def test_every_option_of_run_and_scan_that_takes_a_value_is_known_to_the_walk() -> None:
+    """Otherwise an option's value could be taken for the folder (or the folder missed)."""
+    import typer.main
+
+    from mediamill.cli import app
+
+    group: Any = typer.main.get_command(app)
+    params = [*group.params, *group.commands["run"].params, *group.commands["scan"].params]
+    # options have ``is_flag``; arguments do not
+    taking = {opt for p in params if getattr(p, "is_flag", None) is False for opt in p.opts}
+    assert "--workers" in taking, "the options were read"
+    assert taking <= walk.VALUE_OPTIONS
