@@ -180,11 +180,9 @@ class Listing:
         """The files, in the order the walk found them."""
         spool, root = self._spool, self.real_root + os.sep
         spool.seek(0)
-        while True:
-            try:
-                chunk = marshal.load(spool)  # noqa: S302 - our own spool
-            except EOFError:
-                return
+        while header := spool.read(8):
+            # marshal.load on a file reads it a few bytes at a time: 3x slower than this
+            chunk = marshal.loads(spool.read(int.from_bytes(header, "little")))  # noqa: S302 - our own spool
             for shown, size, mtime_ns, rel in chunk:
                 yield shown, size, mtime_ns, root + (shown if rel is None else rel)
 
@@ -217,8 +215,9 @@ def _walk_into(
     """Walk ``root`` into ``spool``: ``(files, digest, problems)``.
 
     A spooled file is ``(shown path, size, mtime_ns, path from the root)``, the last ``None``
-    when it is the shown path (every name that is valid UTF-8); the digest is over exactly
-    those records (marshal format 2 has no back-references, so equal data gives equal bytes).
+    when it is the shown path (every name that is valid UTF-8); a record is its length
+    (8 bytes) and a marshalled list of files. The digest is over exactly those lists
+    (marshal format 2 has no back-references, so equal data gives equal bytes).
     """
     real_root = os.path.realpath(root)
     skip = len(real_root) + 1
@@ -230,6 +229,7 @@ def _walk_into(
     def flush() -> None:
         record = marshal.dumps(chunk, 2)
         digest.update(record)
+        spool.write(len(record).to_bytes(8, "little"))
         spool.write(record)
         chunk.clear()
 
