@@ -250,13 +250,26 @@ def _walk_into(
 
 def list_folder(root: str, on_found: Callable[[int], None] | None = None) -> Listing:
     """Walk ``root`` now, in this process. Raises :class:`ScanError` if it cannot be read."""
-    spool = _spool_file()
+    try:
+        spool = _spool_file()
+    except OSError as exc:
+        raise _spool_error(root, exc) from exc
     try:
         count, digest, problems = _walk_into(root, spool, on_found)
+    except OSError as exc:  # the walk reports its own; this is the temp file's
+        spool.close()
+        raise _spool_error(root, exc) from exc
     except BaseException:
         spool.close()
         raise
     return Listing(os.path.realpath(root), count, digest, problems, spool)
+
+
+def _spool_error(root: str, exc: OSError) -> ScanError:
+    return ScanError(
+        f"cannot keep the listing of {root} in a temp file ({exc.strerror or exc}): "
+        "set TMPDIR to a folder with room (about 70 bytes a file)"
+    )
 
 
 # ------------------------------------------------------------------ walking ahead

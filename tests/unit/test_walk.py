@@ -120,3 +120,29 @@ def test_every_option_of_run_and_scan_that_takes_a_value_is_known_to_the_walk() 
     taking = {opt for p in params if getattr(p, "is_flag", None) is False for opt in p.opts}
     assert "--workers" in taking, "the options were read"
     assert taking <= walk.VALUE_OPTIONS
+
+
+def test_a_listing_that_cannot_be_spooled_is_a_clear_error(tree: Path) -> None:
+    """When the temp file cannot grow (a full disk; here a file size limit), the scan stops
+    with an error that says where the listing goes, not a bare errno."""
+    import subprocess
+    import sys
+
+    make_files(
+        tree, [f"many/{n:04d} a rather long file name to fill the spool.mp3" for n in range(300)]
+    )
+    script = (
+        "import resource, signal, sys\n"
+        "from mediamill import walk\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    walk.list_folder(sys.argv[1])\n"
+        "except walk.ScanError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tree)], capture_output=True, text=True, check=True
+    )
+    assert "cannot keep the listing of" in out.stdout
+    assert "TMPDIR" in out.stdout
