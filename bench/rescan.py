@@ -89,7 +89,7 @@ def compare():
     from mediamill.sources.folder import _compare, ScanReport
     with walk.list_folder(tree) as listing:
         _compare(catalog, library, listing, ScanReport(library.name), None)
-again("compare file by file (what a changed tree costs on top)", compare)
+again("walk in line + compare file by file (a changed tree)", compare)
 again("count_pending", lambda: catalog.count_pending(sel, "probe", ProbeProcessor.version))
 again("count_selection", lambda: catalog.count_selection(sel))
 again("iter_pending (drain)", lambda: sum(1 for _ in catalog.iter_pending(
