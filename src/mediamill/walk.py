@@ -337,7 +337,9 @@ def start_ahead(argv: list[str]) -> None:
     """If ``argv`` is a command that scans a folder, start walking it in a child process.
 
     Call it first thing, before other threads exist (the child is a plain ``fork``). Ctrl-C
-    ends the child with the command; a walk nobody takes is killed at exit (:func:`discard`).
+    ends the child with the command; a walk nobody takes is killed at exit (:func:`discard`);
+    a child whose command was killed outright stops at its next progress report (every
+    ``PROGRESS_EVERY`` files), when writing to the closed pipe fails.
     """
     folder = folder_argument(argv)
     if folder is None or _started or not hasattr(os, "fork"):
@@ -345,9 +347,12 @@ def start_ahead(argv: list[str]) -> None:
     import atexit
     import signal
 
-    spool = _spool_file()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        spool = _spool_file()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return  # no temp file or no process to spare: the scan walks in line (and says why)
     if pid == 0:  # the child: walk, report, and leave without running any exit handler
         status = 0
         try:
