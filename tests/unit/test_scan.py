@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,20 +105,53 @@ def test_hidden_files_and_nas_housekeeping_are_ignored(catalog: Catalog, tmp_pat
     assert _paths(catalog, root) == {"a.mp3"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder, so none is unreadable")
+_SCAN_IN_CHILD = """
+import json, sys
+from mediamill.catalog.db import Catalog
+from mediamill.sources.folder import library_for_folder, scan_folder
+catalog = Catalog.open(sys.argv[1])
+print(json.dumps(scan_folder(catalog, library_for_folder(catalog, sys.argv[2])).as_dict()))
+"""
+
+
+def _scan_as_a_user(catalog: Catalog, db_url: str, root: Path) -> dict[str, object]:
+    """Scan ``root`` as a user for whom permissions hold. Root reads every folder, so as
+    root the scan runs in a child without the capabilities that bypass them."""
+    if os.geteuid() != 0:
+        return _scan(catalog, root)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to drop the capability to read anything")
+    without = ["--bounding-set", "-dac_override,-dac_read_search"]
+    child = subprocess.run(
+        [setpriv, *without, sys.executable, "-c", _SCAN_IN_CHILD, db_url, str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    report: dict[str, object] = json.loads(child.stdout)
+    return report
+
+
 def test_an_unreadable_folder_is_reported_and_its_items_are_not_marked_missing(
-    catalog: Catalog, tmp_path: Path
+    catalog: Catalog, db_url: str, tmp_path: Path
 ) -> None:
     root = tmp_path / "lib"
-    make_files(root, ["open/a.mp3", "closed/b.mp3"])
+    make_files(root, ["open/a.mp3", "closed/b.mp3", "closed/c.mp3"])
     _scan(catalog, root)
     (root / "closed").chmod(0)
     try:
-        report = _scan(catalog, root)
+        report = _scan_as_a_user(catalog, db_url, root)
     finally:
         (root / "closed").chmod(0o755)
     assert report["missing"] == 0
-    assert any(p["path"] == "closed" for p in report["problems"])  # type: ignore[union-attr]
+    assert report["unchanged"] == 1
+    problems = report["problems"]
+    assert isinstance(problems, list)
+    assert [p["path"] for p in problems] == ["closed"]
+    assert "unreadable folder" in problems[0]["cause"]
+    assert _paths(catalog, root) == {"open/a.mp3", "closed/b.mp3", "closed/c.mp3"}
 
 
 def test_a_missing_root_is_a_clear_error(catalog: Catalog, tmp_path: Path) -> None:
