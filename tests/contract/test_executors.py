@@ -3,6 +3,8 @@ processes, and every pool survives the item that fails, hangs or crashes its wor
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,36 @@ def test_an_item_that_hangs_costs_one_item_and_the_worker_is_replaced(
     status, _data, error = results(sqlite_catalog, root, ECHO)["hang.bin"]
     assert status == "failed"
     assert "timed out after 1 s" in error
+
+
+@pytest.mark.parametrize("executor", POOLS)
+def test_every_item_is_processed_once_even_when_a_worker_overruns_and_comes_back(
+    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    """A worker holds its next batch while it works; when it overruns the time limit its
+    items go to a fresh worker. The overrunning one (a thread cannot be killed) comes back
+    later and must not process them a second time."""
+    root = tmp_path / "lib"
+    names = ["a-slow.bin"] + [f"ok{i:02d}.bin" for i in range(14)]
+    make_files(root, names)
+    log = tmp_path / "processed.log"
+    job = run_folder(
+        sqlite_catalog,
+        root,
+        ECHO,
+        executor=executor,
+        workers=2,
+        batch_size=3,
+        item_timeout=0.5,
+        process_log=str(log),
+        slow_seconds=1.0,
+    )
+    time.sleep(1.0)  # the overrunning worker's item returns meanwhile
+    assert job["status"] == "completed"
+    assert (job["succeeded"], job["failed"]) == (14, 1)
+    processed = Counter(log.read_text().splitlines())
+    assert {p: n for p, n in processed.items() if n > 1} == {}
+    assert set(processed) == set(names), "every item was processed"
 
 
 def test_a_worker_crash_costs_one_item_and_the_job_completes(

@@ -2,7 +2,8 @@
 
 They are addressed as ``tests.helpers.processors:Name`` so worker processes can import them.
 A name containing ``fail`` raises, ``skip`` skips, ``crash`` aborts the worker process
-(``os.abort``, as a crashing C decoder would), ``hang`` sleeps far past any time limit.
+(``os.abort``, as a crashing C decoder would), ``hang`` sleeps far past any time limit,
+``slow`` sleeps ``slow_seconds`` (default 1) and returns.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Echo(Processor):
             os.abort()
         if "hang" in name:
             time.sleep(3600)
+        if "slow" in name:  # overruns a short time limit, then returns
+            time.sleep(float(self.options.get("slow_seconds", 1.0)))
         if "fail" in name:
             raise ValueError(f"cannot read {name}: it is broken on purpose")
         if "skip" in name:

@@ -1,7 +1,8 @@
 """Local pools: worker threads (io work) and worker processes (cpu work) on this machine.
 
-Both share one dispatcher. Each worker gets one batch at a time and reports one outcome per
-item, so the dispatcher always knows which item a worker is on and since when. A worker that
+Both share one dispatcher. Each worker holds at most ``AHEAD`` batches (the one it is on and
+the next, so it never waits for the dispatcher between two) and reports one outcome per item,
+in order, so the dispatcher always knows which item a worker is on and since when. A worker that
 exceeds the per-item time limit, or dies (even by a segfault or ``os.abort`` in a C library),
 costs exactly that item, recorded as failed with the cause; the rest of its batch goes back
 to the queue and a fresh worker takes its place.
@@ -40,6 +41,10 @@ SINGLE_THREAD_ENV = {
 }
 #: a worker that dies before it is ready this many times in a row means the pool is broken
 MAX_START_FAILURES = 3
+#: batches a worker holds at once: with one, a worker that ends its batch while the runner
+#: gathers outcomes (it wakes every 5 ms for short items) idles until it is handed the next;
+#: probing 5,000 small files on 2 processes took 10 % longer
+AHEAD = 2
 
 
 @dataclass
@@ -48,8 +53,11 @@ class _Slot:
     name: str
     generation: int = 0
     ready: bool = False
+    #: the items handed to the worker and not yet reported on are ``batch[done:]``, in order
     batch: list[ItemRef] = field(default_factory=list)
     done: int = 0
+    #: where each batch the worker holds ends in ``batch`` (at most ``AHEAD``)
+    ends: deque[int] = field(default_factory=deque)
     current_since: float = 0.0
     handle: Any = None  # Thread or Process
     conn: Connection | None = None  # processes only
@@ -158,13 +166,19 @@ class _Pool:
         return max(0.0, min(timeout, nearest - now + 0.01))
 
     def _dispatch(self) -> None:
-        for slot in self._slots:
-            if not self._queue:
-                return
-            if slot.ready and not slot.busy:
-                batch = self._queue.popleft()
-                slot.batch, slot.done, slot.current_since = batch, 0, time.monotonic()
-                self._send(slot, batch)
+        # idle workers first, then a next batch for each busy one
+        for wanted in range(AHEAD):
+            for slot in self._slots:
+                if not self._queue:
+                    return
+                if slot.ready and len(slot.ends) == wanted:
+                    batch = self._queue.popleft()
+                    if not slot.busy:
+                        slot.batch, slot.done = [], 0
+                        slot.current_since = time.monotonic()
+                    slot.batch.extend(batch)
+                    slot.ends.append(len(slot.batch))
+                    self._send(slot, batch)
 
     def _handle(self, messages: list[tuple[_Slot, tuple[Any, ...]]]) -> None:
         for slot, msg in messages:
@@ -180,10 +194,13 @@ class _Pool:
                 outcome.worker = slot.name
                 self._ready_outcomes.append(outcome)
                 slot.done += 1
+                if slot.ends and slot.ends[0] <= slot.done:
+                    slot.ends.popleft()
                 slot.current_since = time.monotonic()
-            elif kind == "abandoned":
+            elif kind == "abandoned":  # the worker skips every batch it holds, one by one
                 dropped = slot.batch[slot.done :]
                 slot.done = len(slot.batch)
+                slot.ends.clear()
                 self._pending -= len(dropped)
 
     def _replace(self, slot: _Slot, cause: str) -> None:
@@ -204,6 +221,7 @@ class _Pool:
             if rest:
                 self._queue.appendleft(rest)
         slot.batch, slot.done, slot.ready = [], 0, False
+        slot.ends.clear()
         slot.generation += 1
         self._spawn(slot)
 
@@ -223,6 +241,8 @@ def _thread_worker(
     try:
         while (batch := inbox.get()) is not None:
             for item in batch:
+                if slot.generation != generation:
+                    return  # replaced (it overran): its items are another thread's now
                 if pool._stop_after_item.is_set():
                     post((slot, generation, ("abandoned",)))
                     break
