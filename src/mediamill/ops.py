@@ -69,7 +69,8 @@ def refresh_library(
     ``spec`` is the source as the user gave it (it may carry credentials, which the library's
     stored root never does); without it, credentials come from options or the environment.
     A source whose answers are byte for byte those of the last complete sync is not parsed
-    again (``"source_unchanged": True`` in the counts) unless ``full``.
+    again (``"source_unchanged": True`` in the counts) unless ``full``. A folder that is now
+    empty while the catalog has files of it is refused (an unmounted share), unless ``full``.
     """
     if library.kind == "source":
         from mediamill.sources.base import read_source
@@ -86,7 +87,7 @@ def refresh_library(
         counts = catalog.sync_entries(library.id, read.entries)
         catalog.set_source_digest(library.id, read.digest)
         return counts
-    return scan_folder(catalog, library, on_progress=on_progress).as_dict()
+    return scan_folder(catalog, library, on_progress=on_progress, allow_empty=full).as_dict()
 
 
 def source_label(spec: str) -> str:

@@ -174,6 +174,29 @@ def test_paths_that_escape_the_library_are_refused(
         assert "not items of lib" in unknown.json()["detail"]
 
 
+def test_a_scan_of_an_emptied_folder_is_refused_unless_forced(
+    server: Server, library: Path
+) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        assert client.post("/api/libraries/lib/scan").json()["report"]["found"] == 61
+        moved = library.rename(library.with_name("parked"))
+        library.mkdir()  # an unmounted share leaves an empty mount point
+        refused = client.post("/api/libraries/lib/scan")
+        assert refused.status_code == 422
+        assert "Is the drive or share mounted?" in refused.json()["detail"]
+        assert sum(client.get("/api/libraries/lib").json()["counts"].values()) == 61
+        library.rmdir()
+        moved.rename(library)
+        back = client.post("/api/libraries/lib/scan")
+        assert back.json()["report"]["unchanged"] == 61
+        for path in list(library.rglob("*.bin")):
+            path.unlink()
+        forced = client.post("/api/libraries/lib/scan", params={"force": "true"})
+        assert forced.status_code == 200, forced.text
+        assert forced.json()["report"]["missing"] == 61
+
+
 def test_invalid_requests_get_4xx_json(server: Server, library: Path) -> None:
     with server.client() as client:
         cases = [

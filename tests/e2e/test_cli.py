@@ -211,3 +211,21 @@ def test_a_rescan_from_the_command_line_sees_every_new_changed_and_missing_file(
     make_files(root, ["c/5.ogg"])
     third = mediamill("run", "probe", str(root), "-q", db=sqlite_url)
     assert "1 new, 1 changed, 2 unchanged, 1 missing" in third.stdout
+
+
+def test_scanning_a_folder_that_is_now_empty_is_refused_unless_forced(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    root = tmp_path / "share"
+    make_files(root, ["a.mp3", "b.mp3"])
+    mediamill("scan", str(root), db=sqlite_url)
+    for name in ("a.mp3", "b.mp3"):
+        (root / name).unlink()
+    refused = mediamill("scan", str(root), db=sqlite_url, check=False)
+    assert refused.returncode == 2
+    assert "Is the drive or share mounted?" in refused.stderr
+    assert "2 unchanged" not in refused.stdout
+    run = mediamill("run", "probe", str(root), db=sqlite_url, check=False)
+    assert run.returncode == 2, "run scans first and is refused the same way"
+    forced = mediamill("scan", str(root), "--force", db=sqlite_url)
+    assert "0 new, 0 changed, 0 unchanged, 2 missing" in forced.stdout

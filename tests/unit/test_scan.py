@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from mediamill.catalog.db import Catalog
-from mediamill.sources.folder import detect_kind, library_for_folder, scan_folder
+from mediamill.sources.folder import (
+    EmptyFolderError,
+    detect_kind,
+    library_for_folder,
+    scan_folder,
+)
 from mediamill.walk import ScanError
 from tests.conftest import make_files
 
@@ -274,3 +279,28 @@ def test_items_changed_behind_the_scans_back_are_set_right_by_the_next_scan(
     report = _scan(catalog, root)
     assert (report["changed"], report["unchanged"]) == (1, 1)
     assert sum(catalog.library_counts(library.id).values()) == 2
+
+
+def test_an_emptied_folder_is_refused_as_an_unmounted_share_until_forced(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """A NAS share that is not mounted leaves an empty mount point: the scan must not mark
+    the whole library missing. When the files really are gone, a forced scan says so."""
+    root = tmp_path / "mnt" / "music"
+    make_files(root, ["a/1.mp3", "a/2.mp3", "b/3.flac"])
+    _scan(catalog, root)
+    parked = tmp_path / "parked"
+    root.rename(parked)
+    root.mkdir()  # the mount point, without the share
+    with pytest.raises(EmptyFolderError, match="holds no files now, but the catalog has 3"):
+        _scan(catalog, root)
+    library = catalog.library_by_root(root)
+    assert library is not None
+    assert sum(catalog.library_counts(library.id).values()) == 3, "nothing went missing"
+    forced = scan_folder(catalog, library, allow_empty=True).as_dict()
+    assert (forced["missing"], forced["found"]) == (3, 0)
+    assert sum(catalog.library_counts(library.id).values()) == 0
+    root.rmdir()
+    parked.rename(root)  # mounted again: every file is back
+    back = _scan(catalog, root)
+    assert (back["changed"], back["missing"]) == (3, 0)

@@ -58,7 +58,7 @@ def run(
         False,
         "--force",
         help="Redo items whose result is fresh; re-read a source in full even when its "
-        "answers are unchanged.",
+        "answers are unchanged; accept a folder that is now empty (its files go missing).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Change nothing; report what would be done."
@@ -209,6 +209,12 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
 
 def scan(
     path: Path = typer.Argument(..., help="The folder to scan."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Accept a folder that is now empty: its files are recorded as missing "
+        "(refused otherwise, as an unmounted share looks the same).",
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Scan a folder into the catalog (incremental: new, changed and missing files)."""
@@ -216,7 +222,7 @@ def scan(
     try:
         library = ops.resolve_library(catalog, str(path))
         with console.status(f"Scanning {path} …"):
-            report = ops.refresh_library(catalog, library)
+            report = ops.refresh_library(catalog, library, full=force)
     except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, report))

@@ -196,8 +196,17 @@ class _Changes:
             self.on_progress(self.report)
 
 
+class EmptyFolderError(ScanError):
+    """The folder holds no file while the catalog holds some: likely a share or drive that is
+    not mounted (the mount point is an empty folder). Nothing is marked missing."""
+
+
 def scan_folder(
-    catalog: Catalog, library: LibraryRef, on_progress: Callable[[ScanReport], None] | None = None
+    catalog: Catalog,
+    library: LibraryRef,
+    on_progress: Callable[[ScanReport], None] | None = None,
+    *,
+    allow_empty: bool = False,
 ) -> ScanReport:
     """Bring the catalog's items of ``library`` in line with the folder on disk.
 
@@ -206,6 +215,10 @@ def scan_folder(
     as the catalog has it: nothing to compare. Otherwise the listing is compared with the
     catalog and the digest recorded once the catalog matches it (forgotten before, so a scan
     that stops halfway is never taken for complete).
+
+    A folder that is now empty while the catalog holds files of it raises
+    :class:`EmptyFolderError` (an unmounted NAS share must not mark a library missing),
+    unless ``allow_empty``.
     """
     report = ScanReport(library=library.name)
 
@@ -217,9 +230,15 @@ def scan_folder(
     with take_ahead(library.root, on_found) or list_folder(library.root, on_found) as listing:
         report.found, report.problems = listing.count, listing.problems
         digest = _scan_digest(listing)
-        if digest == catalog.source_digest(library.id) and listing.count == sum(
-            catalog.library_counts(library.id).values()
-        ):
+        present = sum(catalog.library_counts(library.id).values())
+        if listing.count == 0 and present and not allow_empty:
+            raise EmptyFolderError(
+                f"{library.root} holds no files now, but the catalog has {present} of them: "
+                "nothing was marked missing. Is the drive or share mounted? If the files "
+                "are really gone, scan with force (mediamill scan --force, or POST "
+                f"/api/libraries/{library.name}/scan?force=true)."
+            )
+        if digest == catalog.source_digest(library.id) and listing.count == present:
             report.unchanged = listing.count
         else:
             catalog.set_source_digest(library.id, None)

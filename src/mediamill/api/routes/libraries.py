@@ -68,11 +68,12 @@ def delete_library(name: str, catalog: CatalogDep) -> None:
 
 
 @router.post("/{name}/scan", response_model=ScanOut, dependencies=[WriteAuth])
-async def scan_library(name: str, catalog: CatalogDep) -> dict[str, Any]:
-    """Scan a folder library (or re-read a source) incrementally."""
+async def scan_library(name: str, catalog: CatalogDep, force: bool = False) -> dict[str, Any]:
+    """Scan a folder library (or re-read a source) incrementally. A folder that is now empty
+    while the catalog has files of it is refused (an unmounted share) unless ``force``."""
     lib = library_or_404(catalog, name)
     try:
-        report = await run_in_threadpool(ops.refresh_library, catalog, lib)
+        report = await run_in_threadpool(ops.refresh_library, catalog, lib, full=force)
     except Exception as exc:
         raise HTTPException(422, detail=f"scan failed: {exc}") from exc
     return {"report": report}
