@@ -146,3 +146,26 @@ def test_a_listing_that_cannot_be_spooled_is_a_clear_error(tree: Path) -> None:
     )
     assert "cannot keep the listing of" in out.stdout
     assert "TMPDIR" in out.stdout
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["in line", "ahead"])
+def test_a_long_walk_reports_how_many_files_it_has_found_as_it_goes(
+    ahead: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the command's spinner shows while a big share is walked (minutes on a NAS)."""
+    from mediamill.catalog.db import Catalog
+    from mediamill.sources.folder import library_for_folder, scan_folder
+
+    monkeypatch.setattr(walk, "CHUNK", 10)  # the forked walker inherits these
+    monkeypatch.setattr(walk, "PROGRESS_EVERY", 20)
+    root = tmp_path / "lib"
+    make_files(root, [f"d{i % 3}/{i:03}.mp3" for i in range(65)])
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}")
+    library = library_for_folder(catalog, root)
+    if ahead:
+        walk.start_ahead(["scan", str(root)])
+    seen: list[tuple[int, int]] = []
+    scan_folder(catalog, library, on_progress=lambda r: seen.append((r.found, r.new)))
+    catalog.close()
+    assert seen[:3] == [(20, 0), (40, 0), (60, 0)], "counts while walking"
+    assert seen[-1] == (65, 65), "then the new files, as they are written"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +22,11 @@ from mediamill.cli.common import (
 )
 from mediamill.jobs.status import JobStatus
 from mediamill.settings import data_dir, load
+
+if TYPE_CHECKING:
+    from rich.status import Status
+
+    from mediamill.sources.folder import ScanReport
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -113,9 +119,14 @@ def run(
     try:
         ops.validate_options(processor, options)
         library = ops.resolve_library(catalog, target, source_options=options)
-        with console.status(f"Reading {target} …", spinner="dots"):
+        with console.status(f"Reading {target} …", spinner="dots") as spinner:
             scanned = ops.refresh_library(
-                catalog, library, source_options=options, spec=target, full=force
+                catalog,
+                library,
+                source_options=options,
+                spec=target,
+                full=force,
+                on_progress=_scan_progress(spinner, f"Reading {target}"),
             )
     except Exception as exc:
         raise fail(str(exc)) from exc
@@ -159,6 +170,18 @@ def run(
         err_console.print("Interrupted: what was done is kept; run the same command to resume.")
         raise typer.Exit(130)
     raise typer.Exit(1)
+
+
+def _scan_progress(spinner: Status, doing: str) -> Callable[[ScanReport], None]:
+    """Counts on the spinner while a big folder is walked (minutes on a slow NAS)."""
+
+    def update(report: ScanReport) -> None:
+        text = f"{doing} … {report.found:,} files"
+        if report.new or report.changed:
+            text += f", {report.new:,} new, {report.changed:,} changed"
+        spinner.update(Text(text))
+
+    return update
 
 
 def _scan_line(name: str, scanned: dict[str, Any]) -> str:
@@ -221,8 +244,9 @@ def scan(
     catalog = open_catalog(load(db=db).db_url())
     try:
         library = ops.resolve_library(catalog, str(path))
-        with console.status(f"Scanning {path} …"):
-            report = ops.refresh_library(catalog, library, full=force)
+        with console.status(f"Scanning {path} …") as spinner:
+            progress = _scan_progress(spinner, f"Scanning {path}")
+            report = ops.refresh_library(catalog, library, full=force, on_progress=progress)
     except Exception as exc:
         raise fail(str(exc)) from exc
     console.print(_scan_line(library.name, report))
