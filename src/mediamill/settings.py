@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL of the catalog; empty means SQLite in the data dir
     db: str = ""
-    #: executor: auto | serial | threads | processes | celery
+    #: executor: auto | serial | threads | processes (a Celery executor is not built yet)
     executor: str = "auto"
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     batch_size: int = Field(default=32, ge=1)
