@@ -38,6 +38,9 @@ PROGRESS_EVERY = 10_000  # files between two progress reports of a walk
 
 #: one file the walk found: (path as the catalog shows it, size, mtime_ns, absolute path)
 Found = tuple[str, int, int, str]
+#: one file of a listing: (path as the catalog shows it, size, mtime_ns, path from the root),
+#: the last ``None`` when it is the shown path (every name that is valid UTF-8)
+Record = tuple[str, int, int, str | None]
 
 
 class ScanError(RuntimeError):
@@ -176,15 +179,18 @@ class Listing:
         self.real_root, self.count, self.digest = real_root, count, digest
         self.problems, self._spool = problems, spool
 
-    def __iter__(self) -> Iterator[Found]:
+    def __iter__(self) -> Iterator[Record]:
         """The files, in the order the walk found them."""
-        spool, root = self._spool, self.real_root + os.sep
+        spool = self._spool
         spool.seek(0)
         while header := spool.read(8):
             # marshal.load on a file reads it a few bytes at a time: 3x slower than this
-            chunk = marshal.loads(spool.read(int.from_bytes(header, "little")))  # noqa: S302 - our own spool
-            for shown, size, mtime_ns, rel in chunk:
-                yield shown, size, mtime_ns, root + (shown if rel is None else rel)
+            yield from marshal.loads(spool.read(int.from_bytes(header, "little")))  # noqa: S302 - our own spool
+
+    def path(self, record: Record) -> str:
+        """The absolute path of one of its files."""
+        shown, _size, _mtime_ns, rel = record
+        return os.path.join(self.real_root, shown if rel is None else rel)
 
     def close(self) -> None:
         self._spool.close()
@@ -214,16 +220,15 @@ def _walk_into(
 ) -> tuple[int, str, list[tuple[str, str]]]:
     """Walk ``root`` into ``spool``: ``(files, digest, problems)``.
 
-    A spooled file is ``(shown path, size, mtime_ns, path from the root)``, the last ``None``
-    when it is the shown path (every name that is valid UTF-8); a record is its length
-    (8 bytes) and a marshalled list of files. The digest is over exactly those lists
-    (marshal format 2 has no back-references, so equal data gives equal bytes).
+    A spooled file is a :data:`Record`; a spool record is its length (8 bytes) and a
+    marshalled list of them. The digest is over exactly those lists (marshal format 2 has no
+    back-references, so equal data gives equal bytes).
     """
     real_root = os.path.realpath(root)
     skip = len(real_root) + 1
     problems: list[tuple[str, str]] = []
     digest = hashlib.blake2b(digest_size=32)
-    chunk: list[tuple[str, int, int, str | None]] = []
+    chunk: list[Record] = []
     count = 0
 
     def flush() -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mediamill.catalog.db import Catalog, LibraryRef
-from mediamill.walk import CHUNK, Found, Listing, ScanError, list_folder, take_ahead
+from mediamill.walk import CHUNK, Listing, Record, ScanError, list_folder, take_ahead
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,6 @@ class ScanReport:
             "problems": [{"path": p, "cause": c} for p, c in self.problems[:1000]],
             "problem_count": len(self.problems),
         }
-
-
-@dataclass(slots=True)
-class FoundFile:
-    path: str  # display/key path, POSIX, relative to the root
-    path_bytes: bytes | None  # set when the name is not valid UTF-8
-    abspath: str
-    size: int
-    mtime_ns: int
 
 
 def kind_from_extension(name: str) -> str:
@@ -145,14 +136,6 @@ def _starts_as_av(head: bytes) -> bool:
     return any(head.startswith(magic, at) for at, magic in _AV_MAGIC)
 
 
-def found_file(found: Found, real_root: str) -> FoundFile:
-    """The full record of a file the walk found (made only for new and changed files)."""
-    shown, size, mtime_ns, path = found
-    rel = path[len(real_root) + 1 :]  # every walked path starts with the real root
-    raw = os.fsencode(rel) if rel != shown else None  # the name is not valid UTF-8
-    return FoundFile(shown, raw, path, size, mtime_ns)
-
-
 class _Changes:
     """New and changed files, written to the catalog 2,000 at a time."""
 
@@ -162,22 +145,24 @@ class _Changes:
         library: LibraryRef,
         report: ScanReport,
         on_progress: Callable[[ScanReport], None] | None,
-        real_root: str,
+        listing: Listing,
     ) -> None:
         self.catalog, self.library, self.report = catalog, library, report
-        self.on_progress, self.real_root = on_progress, real_root
+        self.on_progress, self.listing = on_progress, listing
         self.new: list[dict[str, object]] = []
         self.changed: list[dict[str, object]] = []
 
-    def add(self, found_entry: Found, old_id: int | None) -> None:
-        found = found_file(found_entry, self.real_root)
+    def add(self, record: Record, old_id: int | None) -> None:
+        shown, size, mtime_ns, rel = record
+        abspath = self.listing.path(record)
         row: dict[str, object] = {
-            "path": found.path,
-            "path_bytes": found.path_bytes,
-            "size": found.size,
-            "mtime_ns": found.mtime_ns,
-            "fingerprint": f"{found.size}:{found.mtime_ns}",
-            "kind": detect_kind(os.path.basename(found.abspath), found.abspath, found.size),
+            "path": shown,
+            # the real name's bytes, when it is not valid UTF-8 (the shown path escapes them)
+            "path_bytes": None if rel is None else os.fsencode(rel),
+            "size": size,
+            "mtime_ns": mtime_ns,
+            "fingerprint": f"{size}:{mtime_ns}",
+            "kind": detect_kind(os.path.basename(abspath), abspath, size),
         }
         if old_id is None:
             self.new.append(row)
@@ -267,11 +252,11 @@ def _compare(
     """A merge join: the listing holds files in path order and the catalog streams the
     library's items in the same order, so each file is matched without a query of its own.
     Files that came out of order (through folder links) are matched by lookup at the end."""
-    changes = _Changes(catalog, library, report, on_progress, listing.real_root)
+    changes = _Changes(catalog, library, report, on_progress, listing)
     known = catalog.iter_files(library.id)  # only items that existed before this scan
     current = next(known, None)
     unmatched = array("q")  # present items the walk went past: missing, unless found late
-    stragglers: list[Found] = []
+    stragglers: list[Record] = []
     last = ""
     for found in listing:
         path = found[0]
