@@ -83,10 +83,8 @@ def refresh_library(
             present = sum(catalog.library_counts(library.id).values())
             return {"new": 0, "changed": 0, "unchanged": present, "missing": 0,
                     "source_unchanged": True}  # fmt: skip
-        catalog.set_source_digest(library.id, None)
-        counts = catalog.sync_entries(library.id, read.entries)
-        catalog.set_source_digest(library.id, read.digest)
-        return counts
+        with catalog.syncing_to(library.id, read.digest):
+            return catalog.sync_entries(library.id, read.entries)
     return scan_folder(catalog, library, on_progress=on_progress, allow_empty=full).as_dict()
 
 

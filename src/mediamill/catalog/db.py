@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -249,16 +250,25 @@ class Catalog:
             )
 
     def source_digest(self, library_id: int) -> str | None:
-        """The digest of the provider answers the library's items were last synced from."""
+        """The digest of what the library's items were last synced from: a provider's
+        answers, or a folder's listing (see :meth:`syncing_to`)."""
         with self.engine.connect() as conn:
             value = conn.execute(
                 select(Library.source_digest).where(Library.id == library_id)
             ).scalar_one_or_none()
         return str(value) if value else None
 
-    def set_source_digest(self, library_id: int, digest: str | None) -> None:
-        """Record (or, with ``None``, forget) the digest the items now match. It is forgotten
-        before a sync starts, so a sync that stops halfway is never taken for complete."""
+    @contextmanager
+    def syncing_to(self, library_id: int, digest: str | None) -> Iterator[None]:
+        """Around a sync that brings the library's items in line with what ``digest`` sums up
+        (a provider's answers, a folder's listing): the digest kept so far is forgotten
+        before, ``digest`` recorded once the sync completes, so one that stops halfway is
+        never taken for complete."""
+        self._set_source_digest(library_id, None)
+        yield
+        self._set_source_digest(library_id, digest)
+
+    def _set_source_digest(self, library_id: int, digest: str | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 update(Library).where(Library.id == library_id).values(source_digest=digest)

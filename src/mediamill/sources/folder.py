@@ -226,9 +226,8 @@ def scan_folder(
         if digest == catalog.source_digest(library.id) and listing.count == present:
             report.unchanged = listing.count
         else:
-            catalog.set_source_digest(library.id, None)
-            _compare(catalog, library, listing, report, on_progress)
-            catalog.set_source_digest(library.id, digest)
+            with catalog.syncing_to(library.id, digest):
+                _compare(catalog, library, listing, report, on_progress)
     catalog.mark_scanned(library.id)
     return report
 
