@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mediamill.processors.base import ItemRef, Processor, Skip, Work
+from mediamill.processors.base import ItemRef, ItemUpdate, Processed, Processor, Skip, Work
 
 
 class Echo(Processor):
@@ -85,3 +85,48 @@ class WorkerModules(Processor):
         import sys
 
         return {"pid": os.getpid(), "cli_loaded": "mediamill.cli" in sys.modules}
+
+
+class Rewriter(Processor):
+    """Rewrites each file in place (as a tagger would) and reports the file's new size and
+    mtime with its result (``ItemUpdate``), so the next scan sees no change."""
+
+    name = "tests.helpers.processors:Rewriter"
+    version = "1"
+    work = Work.IO
+
+    def process(self, item: ItemRef) -> dict[str, Any] | Processed:
+        assert item.abspath is not None
+        if self.options.get("dry_run"):
+            return {"would_rewrite": item.path}
+        path = Path(item.abspath)
+        path.write_bytes(path.read_bytes() + b"tagged by the processor\n")
+        st = path.stat()
+        update = ItemUpdate(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return Processed({"rewrote": item.path}, update)
+
+
+class Renamer(Processor):
+    """Renames each file to ``renamed-<name>`` in its folder (as a comic renamer would), or,
+    with option ``renames`` (``{path: new path}``), only those files, to where it says."""
+
+    name = "tests.helpers.processors:Renamer"
+    version = "1"
+    work = Work.IO
+    dry_run_processes = True
+
+    def process(self, item: ItemRef) -> dict[str, Any] | Processed:
+        assert item.abspath is not None
+        renames = self.options.get("renames")
+        folder, _, name = item.path.rpartition("/")
+        default = (f"{folder}/" if folder else "") + f"renamed-{name}"
+        new = renames.get(item.path) if renames else default
+        if new is None:
+            return {"kept": item.path}
+        if self.options.get("dry_run"):
+            return {"action": "rename", "to": new}
+        root = item.abspath[: -len(item.path)]
+        os.rename(item.abspath, root + new)
+        st = os.stat(root + new)
+        update = ItemUpdate(path=new, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return Processed({"renamed_to": new}, update)

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from mediamill.catalog.db import Catalog
 from mediamill.catalog.models import Job
+from mediamill.core import ItemRef, Outcome
 from mediamill.engine.progress import Hook, Progress
-from mediamill.processors.base import ItemRef, Outcome
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Engine,
     and_,
     case,
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from mediamill.catalog.models import Base, Item, Job, Library, Result, utcnow
-from mediamill.processors.base import ItemRef, Outcome, Status
+from mediamill.core import ItemRef, ItemUpdate, Outcome, Status
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,25 @@ def _create_current_schema(engine: Engine) -> None:
             )
         )
         conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION})
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """An item update the writer did not apply, and why."""
+
+    cause: str
+
+
+def _stored_path(path: str) -> tuple[str, bytes | None]:
+    """``(path as the catalog shows it, its bytes when they are not UTF-8)``, the way the
+    folder walk stores a name: undecodable bytes (surrogate escapes, as ``os.fsdecode``
+    gives them) are shown escaped (``\\xff``) and kept exactly in ``path_bytes``."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(path)
+        return raw.decode("utf-8", "backslashreplace"), raw
+    return path, None
 
 
 class Catalog:
@@ -769,49 +789,124 @@ class Catalog:
         job_id: str | None,
         fingerprints: Mapping[int, str],
         job_values: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Upsert results (one row per item and processor) and the job's counters, in one
-        transaction. Retried when the database is briefly locked."""
+    ) -> list[int]:
+        """Upsert results (one row per item and processor), the item updates they carry
+        (:meth:`_apply_item_update`) and the job's counters, in one transaction.
+
+        Returns the ids of the items whose update was refused (a move onto another present
+        item): their result is stored as failed with the cause, and ``job_values``'
+        ``succeeded``/``failed`` counters are corrected to match; the caller corrects its own.
+        """
         if not outcomes and not job_values:
-            return
+            return []
         now = utcnow()
-        rows = [
-            {
-                "item_id": o.item_id,
-                "processor": processor,
-                "status": str(o.status),
-                "data": o.data,
-                "error": o.error,
-                "duration": o.duration,
-                "version": version,
-                "fingerprint": fingerprints.get(o.item_id, ""),
-                "job_id": job_id,
-                "updated_at": now,
-            }
-            for o in outcomes
-        ]
+        refused: list[int] = []
         with self._write_lock, self.engine.begin() as conn:
+            fps = dict(fingerprints)
+            written = list(outcomes)
+            for index, o in enumerate(written):
+                if o.item_update is None or o.status is not Status.OK:
+                    continue
+                applied = self._apply_item_update(conn, o.item_id, o.item_update, now)
+                if isinstance(applied, _Refused):
+                    refused.append(o.item_id)
+                    written[index] = Outcome(
+                        o.item_id, Status.FAILED, None, applied.cause, o.duration, o.worker
+                    )
+                else:
+                    fps[o.item_id] = applied
+            rows = [
+                {
+                    "item_id": o.item_id,
+                    "processor": processor,
+                    "status": str(o.status),
+                    "data": o.data,
+                    "error": o.error,
+                    "duration": o.duration,
+                    "version": version,
+                    "fingerprint": fps.get(o.item_id, ""),
+                    "job_id": job_id,
+                    "updated_at": now,
+                }
+                for o in written
+            ]
             if rows:
-                stmt = self._insert(Result.__table__)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["item_id", "processor"],
-                    set_={
-                        c: stmt.excluded[c]
-                        for c in (
-                            "status",
-                            "data",
-                            "error",
-                            "duration",
-                            "version",
-                            "fingerprint",
-                            "job_id",
-                            "updated_at",
-                        )
-                    },
-                )
-                conn.execute(stmt, rows)
+                conn.execute(self._upsert_results(), rows)
             if job_values and job_id is not None:
-                conn.execute(update(Job).where(Job.id == job_id).values(**job_values))
+                values = dict(job_values)
+                if refused and "succeeded" in values and "failed" in values:
+                    values["succeeded"] -= len(refused)
+                    values["failed"] += len(refused)
+                conn.execute(update(Job).where(Job.id == job_id).values(**values))
+        return refused
+
+    def _upsert_results(self) -> Any:
+        stmt = self._insert(Result.__table__)
+        return stmt.on_conflict_do_update(
+            index_elements=["item_id", "processor"],
+            set_={
+                c: stmt.excluded[c]
+                for c in (
+                    "status",
+                    "data",
+                    "error",
+                    "duration",
+                    "version",
+                    "fingerprint",
+                    "job_id",
+                    "updated_at",
+                )
+            },
+        )
+
+    def _apply_item_update(
+        self, conn: Connection, item_id: int, change: ItemUpdate, now: datetime
+    ) -> str | _Refused:
+        """Record a processor's own change to its item's file: path, size, mtime and
+        fingerprint change, the id (and so every processor's results) stays. Returns the new
+        fingerprint (what the result is stored with).
+
+        The library's listing digest is forgotten, so the next scan compares the folder
+        with the catalog (which now matches it) instead of trusting the old digest.
+
+        A move onto the path of a *missing* item (``present = false``, a file that is gone)
+        deletes that item and its results: its file is not coming back under that name,
+        which now belongs to the moved item. A move onto a *present* item is refused
+        (:class:`_Refused`): the processor overwrote another file of the library.
+        """
+        row = conn.execute(
+            select(Item.library_id, Item.path, Item.size, Item.mtime_ns, Item.fingerprint).where(
+                Item.id == item_id
+            )
+        ).one()
+        values: dict[str, Any] = {"last_changed": now}
+        if change.path is not None:
+            shown, raw = _stored_path(change.path)
+            if shown != row.path:
+                holder = conn.execute(
+                    select(Item.id, Item.present).where(
+                        Item.library_id == row.library_id, Item.path == shown, Item.id != item_id
+                    )
+                ).one_or_none()
+                if holder is not None and holder.present:
+                    return _Refused(
+                        f"the processor moved {row.path} onto {shown}, which is another item "
+                        "of the library; the move was not recorded"
+                    )
+                if holder is not None:
+                    conn.execute(delete(Result).where(Result.item_id == holder.id))
+                    conn.execute(delete(Item).where(Item.id == holder.id))
+                values.update(path=shown, path_bytes=raw)
+        size = row.size if change.size is None else change.size
+        mtime_ns = row.mtime_ns if change.mtime_ns is None else change.mtime_ns
+        fingerprint = change.fingerprint
+        if fingerprint is None:
+            touched = change.size is not None or change.mtime_ns is not None
+            fingerprint = f"{size}:{mtime_ns}" if touched else row.fingerprint
+        values.update(size=size, mtime_ns=mtime_ns, fingerprint=fingerprint)
+        conn.execute(update(Item).where(Item.id == item_id).values(**values))
+        conn.execute(update(Library).where(Library.id == row.library_id).values(source_digest=None))
+        return fingerprint
 
     def iter_results(
         self, library_id: int, processor: str

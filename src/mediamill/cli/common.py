@@ -17,9 +17,9 @@ from rich.progress import (
 )
 
 from mediamill.catalog.db import Catalog, CatalogError
+from mediamill.core import ItemRef, Outcome, Status
 from mediamill.engine.progress import Hook
 from mediamill.engine.progress import Progress as JobProgress
-from mediamill.processors.base import ItemRef, Outcome, Status
 
 console = Console()
 err_console = Console(stderr=True)

@@ -10,7 +10,7 @@ import typer
 
 from mediamill import playlists
 from mediamill.cli.common import DbOption, fail, open_catalog
-from mediamill.processors.base import Status
+from mediamill.core import Status
 
 
 class Ramp(StrEnum):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediamill.processors.base import ItemRef, Outcome
+from mediamill.core import ItemRef, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -259,7 +259,7 @@ class Runner:
                 )
             else:
                 fps = {o.item_id: in_flight[o.item_id].fingerprint for o in buffer}
-                self.catalog.write_outcomes(
+                refused = self.catalog.write_outcomes(
                     buffer,
                     processor=proc_cls.name,
                     version=version,
@@ -267,6 +267,9 @@ class Runner:
                     fingerprints=fps,
                     job_values=values,
                 )
+                # an item update the writer refused turned its outcome into a failure
+                counters["ok"] -= len(refused)
+                counters["failed"] += len(refused)
             for o in buffer:
                 in_flight.pop(o.item_id, None)
             buffer.clear()

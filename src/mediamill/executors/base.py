@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from mediamill.processors.base import ItemRef, Outcome, Work
+from mediamill.core import ItemRef, Outcome, Work
 
 log = logging.getLogger(__name__)
 

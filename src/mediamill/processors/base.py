@@ -1,4 +1,8 @@
-"""The Processor contract, the item a worker sees, and the registry that finds processors.
+"""The Processor contract and the registry that finds processors.
+
+The item a worker sees and what it reports back (``ItemRef``, ``Outcome``, ``Status``, ...)
+live in :mod:`mediamill.core`, below the catalog and the processors; they are re-exported
+here so processors need one import.
 
 Lifecycle of a processor, per job:
 
@@ -6,7 +10,10 @@ Lifecycle of a processor, per job:
   validate/keep options (the runner also builds one to read ``name``/``version``/``work``).
 * ``setup()`` runs once per worker (thread or process) before its first item: load models,
   open handles.
-* ``process(item)`` runs once per item and returns the item's ``data`` (a JSON-able dict).
+* ``process(item)`` runs once per item and returns the item's ``data`` (a JSON-able dict),
+  or :class:`Processed` (the data plus an :class:`ItemUpdate`) when it changed the item's
+  file itself (rewrote or renamed it): the new path, size and mtime are then written with
+  the result, so the next scan does not take the processor's own change for a user's.
   Raise any exception to mark the item ``failed`` (the message is the recorded cause), or
   raise :class:`Skip` to mark it ``skipped`` with a reason.
 * ``teardown()`` always runs when a worker stops, even after errors.
@@ -23,42 +30,37 @@ import importlib.metadata
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, ClassVar
 
+from mediamill.core import (
+    ItemRef,
+    ItemUpdate,
+    Outcome,
+    Processed,
+    Skip,
+    Status,
+    Work,
+    describe_error,
+)
 
-class Work(StrEnum):
-    """What bounds a processor: ``io`` work runs on threads, ``cpu`` work on processes."""
-
-    IO = "io"
-    CPU = "cpu"
-
-
-class Skip(Exception):
-    """Raised by ``process`` to record the item as skipped, with the message as reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRef:
-    """Everything a worker needs to process one item; picklable, no catalog access.
-
-    ``path`` is the item's key in its library: a POSIX path relative to the library root for
-    files, or a stable key such as ``movie/123`` for VOD entries. ``abspath`` is the file on
-    this machine (``None`` for items that are not files). ``meta`` carries source metadata
-    (VOD entries: title, year, stream URL, ...).
-    """
-
-    id: int
-    path: str
-    kind: str
-    abspath: str | None = None
-    size: int = 0
-    mtime_ns: int = 0
-    fingerprint: str = ""
-    meta: Mapping[str, Any] | None = None
-    #: the data of this processor's last result for the item, for processors that ask for
-    #: it (``wants_previous``): e.g. strm moves the files of a renamed title
-    previous: Mapping[str, Any] | None = None
+__all__ = [
+    "FinishContext",
+    "ItemRef",
+    "ItemUpdate",
+    "Outcome",
+    "Processed",
+    "Processor",
+    "Skip",
+    "Status",
+    "UnknownProcessor",
+    "Work",
+    "available",
+    "create",
+    "describe_error",
+    "get",
+    "register",
+    "run_one",
+]
 
 
 @dataclass(slots=True)
@@ -117,7 +119,7 @@ class Processor:
     def setup(self) -> None:
         """Prepare per-worker state. Default: nothing."""
 
-    def process(self, item: ItemRef) -> dict[str, Any]:
+    def process(self, item: ItemRef) -> dict[str, Any] | Processed:
         raise NotImplementedError
 
     def teardown(self) -> None:
@@ -180,31 +182,11 @@ def create(name: str, options: Mapping[str, Any] | None = None) -> Processor:
     return get(name)(options)
 
 
-class Status(StrEnum):
-    """What happened to one item."""
-
-    OK = "ok"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One item's result as a worker reports it; the runner writes it to the catalog."""
-
-    item_id: int
-    status: Status
-    data: dict[str, Any] | None = None
-    error: str | None = None
-    duration: float = 0.0
-    worker: str = ""
-
-
 def run_one(processor: Processor, item: ItemRef, worker: str = "") -> Outcome:
     """Process one item, turning every exception into a recorded outcome (error isolation)."""
     start = time.perf_counter()
     try:
-        data = processor.process(item)
+        returned = processor.process(item)
     except Skip as skip:
         return Outcome(
             item.id,
@@ -218,10 +200,9 @@ def run_one(processor: Processor, item: ItemRef, worker: str = "") -> Outcome:
         return Outcome(
             item.id, Status.FAILED, None, describe_error(exc), time.perf_counter() - start, worker
         )
-    return Outcome(item.id, Status.OK, data, None, time.perf_counter() - start, worker)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line cause: the message, or the exception type when there is no message."""
-    message = str(exc).strip()
-    return message if message else type(exc).__name__
+    duration = time.perf_counter() - start
+    if isinstance(returned, Processed):
+        return Outcome(
+            item.id, Status.OK, returned.data, None, duration, worker, returned.item_update
+        )
+    return Outcome(item.id, Status.OK, returned, None, duration, worker)

@@ -12,7 +12,7 @@ from mediamill import playlists
 from mediamill.api.deps import CatalogDep, ReadAuth
 from mediamill.api.routes.libraries import library_or_404
 from mediamill.api.schemas import ERRORS
-from mediamill.processors.base import Status
+from mediamill.core import Status
 
 router = APIRouter(prefix="/api", tags=["playlists"], responses=ERRORS)
 
