@@ -256,6 +256,45 @@ def test_random_bytes_fail_with_the_decoders_cause(
         processor.process(item_for(bad))
 
 
+def zero_bytes(source: Path, dest: Path, start: float, end: float) -> Path:
+    """A copy of ``source`` with the bytes between two fractions of its size zeroed."""
+    data = bytearray(source.read_bytes())
+    first, last = int(len(data) * start), int(len(data) * end)
+    data[first:last] = bytes(last - first)
+    dest.write_bytes(data)
+    return dest
+
+
+def test_damaged_packets_are_skipped_and_the_rest_analysed(
+    tmp_path: Path, library: dict[tuple[Case, str], TrackSpec], processor: AudioProcessor
+) -> None:
+    """400 zeroed bytes in the middle of an mp3 cost a few packets, not the track: ffmpeg
+    decodes the rest, and so do we, saying how many packets were skipped."""
+    source = library[CASES[2], "mp3"].path
+    size = source.stat().st_size
+    damaged = zero_bytes(source, tmp_path / "damaged.mp3", 0.5, 0.5 + 400 / size)
+
+    data = processor.process(item_for(damaged))
+
+    assert data["damaged_packets"] >= 1
+    assert SECONDS - 0.2 < data["analysed_seconds"] < SECONDS
+    assert tempo_error(data["bpm"], CASES[2].bpm) <= 0.04
+    assert processor.process(item_for(source))["damaged_packets"] == 0
+
+
+def test_a_track_mostly_damaged_fails_saying_how_much_decoded(
+    tmp_path: Path, library: dict[tuple[Case, str], TrackSpec], processor: AudioProcessor
+) -> None:
+    source = library[CASES[2], "mp3"].path
+    damaged = zero_bytes(source, tmp_path / "wrecked.mp3", 0.2, 0.9)
+
+    with pytest.raises(
+        ValueError,
+        match=r"^cannot decode audio: .+ \(only \d+\.\d\d s of 15\.00 s decoded, \d+ damaged pac",
+    ):
+        processor.process(item_for(damaged))
+
+
 def test_an_empty_file_fails_as_empty(tmp_path: Path, processor: AudioProcessor) -> None:
     empty = tmp_path / "empty.flac"
     empty.touch()

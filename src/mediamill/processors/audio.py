@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,7 @@ class DecodedAudio:
     channels: int
     duration: float  # of the whole track
     analysed_seconds: float
+    damaged_packets: int = 0  # skipped because the decoder refused them
 
 
 def decode(path: str, max_seconds: float) -> DecodedAudio:
@@ -115,23 +116,21 @@ def decode(path: str, max_seconds: float) -> DecodedAudio:
         # no memory; a duration short of the truth makes the buffer grow.
         expected = int(duration * rate) + rate if duration else _UNKNOWN_DURATION * rate
         buffer = _Interleaved(np.empty((min(limit, expected), 2), dtype=np.float32))
-        try:
-            for frame in container.decode(stream):
-                if start and frame.time is not None and frame.time + frame.samples / rate < start:
-                    continue  # seeking lands on the packet before the excerpt
-                if frame.format.name == "fltp" and frame.layout.nb_channels == width:
-                    buffer.append(frame)
-                else:
-                    for out in converter.resample(frame):
-                        buffer.append(out)
-                if buffer.count >= limit:
-                    break
-            for out in converter.resample(None):
-                buffer.append(out)
-        except av.FFmpegError as exc:
-            raise ValueError(f"cannot decode audio: {exc.strerror or exc}") from exc
-    if not buffer.count:
-        raise ValueError("cannot decode audio: no audio samples in the stream")
+        damage = _Damage()
+        for frame in _frames(container, stream, damage):
+            if start and frame.time is not None and frame.time + frame.samples / rate < start:
+                continue  # seeking lands on the packet before the excerpt
+            if frame.format.name == "fltp" and frame.layout.nb_channels == width:
+                buffer.append(frame)
+            else:
+                for out in converter.resample(frame):
+                    buffer.append(out)
+            if buffer.count >= limit:
+                break
+        for out in converter.resample(None):
+            buffer.append(out)
+    wanted = min(duration, max_seconds) if duration else 0.0
+    damage.check(min(buffer.count, limit) / rate, wanted)
     stereo = buffer.samples[: min(buffer.count, limit)]
     if width == 1:
         stereo[:, 1] = 0  # a mono file: silent right
@@ -146,7 +145,60 @@ def decode(path: str, max_seconds: float) -> DecodedAudio:
         channels=channels,
         duration=max(duration, length / rate),
         analysed_seconds=length / rate,
+        damaged_packets=damage.packets,
     )
+
+
+#: a damaged track is analysed when at least this share of the wanted seconds decoded
+MIN_DECODED_SHARE = 0.5
+
+
+@dataclass(slots=True)
+class _Damage:
+    """Packets the decoder refused (skipped, as ffmpeg does), and why the first one was."""
+
+    packets: int = 0
+    cause: str = ""
+    #: the demuxer stopped early (truncated or unreadable past this point)
+    cut: str = ""
+
+    def check(self, decoded: float, wanted: float) -> None:
+        """Fail when too little of the ``wanted`` seconds was decoded to analyse the rest."""
+        if decoded and decoded >= MIN_DECODED_SHARE * wanted:
+            return
+        causes = [c for c in (self.cause, self.cut) if c]
+        if not decoded and not causes:
+            raise ValueError("cannot decode audio: no audio samples in the stream")
+        why = "; ".join(causes) or "no audio samples in the stream"
+        plural = "s" if self.packets > 1 else ""
+        skipped = f", {self.packets} damaged packet{plural} skipped" if self.packets else ""
+        raise ValueError(
+            f"cannot decode audio: {why} (only {decoded:.2f} s of {wanted:.2f} s decoded{skipped})"
+        )
+
+
+def _frames(container: Any, stream: Any, damage: _Damage) -> Iterator[av.AudioFrame]:
+    """The stream's frames, packet by packet: a packet the decoder refuses is skipped and
+    counted (ffmpeg does the same and decodes the rest), and a demuxer error ends the track
+    where it happens, keeping what came before."""
+    import av
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            damage.cut = f"reading stopped early: {exc.strerror or exc}"
+            return
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            damage.packets += 1
+            damage.cause = damage.cause or str(exc.strerror or exc)
+            continue
+        yield from frames
 
 
 class _Interleaved:
@@ -240,7 +292,9 @@ class AudioProcessor(Processor):
     rate), ``loudness_range`` (LU), ``replaygain_db`` (ReplayGain 2.0: -18 LUFS minus
     ``loudness``), ``energy`` (RMS level of the mono signal, 0-1 full scale), ``danceability``
     (0-~3), ``dynamic_complexity``, ``spectral_centroid`` (Hz), ``zero_crossing_rate``,
-    ``mfcc`` (13 mean coefficients), ``duration``, ``analysed_seconds``, ``sample_rate``,
+    ``mfcc`` (13 mean coefficients), ``duration``, ``analysed_seconds``, ``damaged_packets``
+    (packets the decoder refused and skipped, as ffmpeg does; a track fails only when less
+    than half of what was wanted decodes), ``sample_rate``,
     ``channels``, ``rhythm_method`` and ``tags`` (artist, title, album). A value that is not
     finite is stored as ``None``. A silent track (at or below -70 LUFS) is skipped. Memory per
     worker is about 12 bytes per analysed sample: some 300 MB for a ten-minute excerpt.
@@ -390,6 +444,7 @@ class AudioProcessor(Processor):
             "mfcc": [_r(v) for v in mfccs.mean(axis=0, dtype=np.float64)],
             "duration": _r(audio.duration),
             "analysed_seconds": _r(audio.analysed_seconds),
+            "damaged_packets": audio.damaged_packets,
             "sample_rate": audio.sample_rate,
             "channels": audio.channels,
         }
