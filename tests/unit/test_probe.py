@@ -151,6 +151,28 @@ def test_every_value_of_a_multi_valued_tag_is_kept(tmp_path: Path) -> None:
     assert probe(path)["tags"]["artist"] == "Ana; Ben"
 
 
+def replace_once(path: Path, old: bytes, new: bytes) -> None:
+    """Patch a tag's bytes in place, as an old tagger wrote them (same length)."""
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    assert len(old) == len(new)
+    path.write_bytes(data.replace(old, new))
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3"])
+def test_a_latin1_byte_in_a_utf8_tag_reads_as_its_latin1_letter(tmp_path: Path, fmt: str) -> None:
+    """A FLAC Vorbis comment (or an ID3 frame declared UTF-8) holding a Latin-1 `ö`: the
+    file is probed, the `ö` reads as `ö`, even where mutagen reads the tags too."""
+    path = media.write_audio(tmp_path / f"latin1{media.suffix_for(fmt)}", fmt)
+    replace_once(path, b"Test Artist", b"Test Artis\xf6")
+    replace_once(path, b"Electronic", b"Elec;ronic")  # ";" makes the probe ask mutagen too
+
+    tags = probe(path)["tags"]
+
+    assert tags["artist"] == "Test Artisö"
+    assert tags["title"] == TAGS.title
+
+
 def test_lossless_audio_reports_its_bit_depth(files: dict[str, Path]) -> None:
     for fmt in ("flac", "m4a-alac", "wav"):
         assert probe(files[fmt])["streams"][0]["bits_per_sample"] == 16, fmt

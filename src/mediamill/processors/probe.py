@@ -198,11 +198,12 @@ def _open_av(path: Path, demuxer: str | None) -> Any:
                 str(path),
                 format=demuxer,
                 container_options=_CONTAINER_OPTIONS.get(demuxer),
+                metadata_errors="surrogateescape",
             )
         except av.FFmpegError:
             pass  # the magic bytes misled us; FFmpeg's own probe decides below
     try:
-        return av.open(str(path))
+        return av.open(str(path), metadata_errors="surrogateescape")
     except av.FFmpegError as error:
         raise ValueError(f"{NOT_READABLE}: {_ffmpeg_message(error)}") from error
 
@@ -269,7 +270,7 @@ def _describe_stream(stream: Any) -> dict[str, Any]:
         codec=context.codec.canonical_name if context is not None else None,
         profile=stream.profile,
         language=None if language in (None, "", "und") else language,
-        title=metadata.get("title"),
+        title=_clean(metadata["title"]) or None if "title" in metadata else None,
         default=bool(disposition & default),
         forced=bool(disposition & forced),
         attached_pic=bool(disposition & attached_pic),
@@ -356,10 +357,25 @@ def _normalise_tags(sources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             key = _tag_name(raw_key)
             if key in _NOT_TAGS or key in tags:
                 continue
-            value = raw_value.strip() if type(raw_value) is str else _tag_value(raw_value)
+            value = _clean(raw_value) if type(raw_value) is str else _tag_value(raw_value)
             if value:
                 tags[key] = value
     return _typed_tags(tags)
+
+
+#: bytes that are not UTF-8 reach us escaped as lone surrogates (U+DC80-U+DCFF); read each
+#: as the Latin-1 character of the same value, as taggers that wrote them meant (0xF6: ö)
+_LATIN1_FALLBACK = {0xDC00 + byte: byte for byte in range(0x80, 0x100)}
+
+
+def _clean(value: str) -> str:
+    """A tag or title as text: stray bytes read as Latin-1, NULs and edge spaces gone."""
+    if not value.isascii():
+        value = value.translate(_LATIN1_FALLBACK)
+    return value.strip(_STRIP)
+
+
+_STRIP = " \t\r\n\x00"
 
 
 def _tag_name(raw: str) -> str:
@@ -370,8 +386,8 @@ def _tag_name(raw: str) -> str:
 
 def _tag_value(raw: Any) -> str:
     if isinstance(raw, list | tuple):
-        return "; ".join(str(v).strip() for v in raw if str(v).strip())
-    return str(raw).strip()
+        return "; ".join(text for text in (_clean(str(v)) for v in raw) if text)
+    return _clean(str(raw))
 
 
 def _typed_tags(tags: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +456,10 @@ def _merge_mutagen(
     # mutagen.id3.ID3 is itself the tag mapping; the other readers hold theirs in .tags
     found = getattr(audio, "tags", audio)
     if found:
-        tags.update(_normalise_tags([_mutagen_fields(found)]))
+        for key, value in _normalise_tags([_mutagen_fields(found)]).items():
+            # mutagen reads bytes that are not UTF-8 as U+FFFD; FFmpeg's reading kept them
+            if not (key in tags and isinstance(value, str) and "\ufffd" in value):
+                tags[key] = value
 
 
 def _mutagen_reader(container: str, codecs: set[str]) -> Any:
