@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_running_jobs: int = Field(default=1, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
     job_retention_days: float = Field(default=30.0, ge=0)
+    #: watched folders: quiet seconds before a changed folder is scanned, and how often a
+    #: library is polled where native events cannot be had (network file systems, limits)
+    watch_settle_seconds: float = Field(default=5.0, gt=0)
+    watch_poll_seconds: float = Field(default=60.0, gt=0)
     #: Celery broker for the celery executor
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}

@@ -33,6 +33,9 @@ IGNORED_NAMES = frozenset(
         "desktop.ini",
     }
 )
+#: name endings of files still being written by a browser, a downloader or an editor: never
+#: media yet (a ``.part`` renamed to its final name is, and is found then)
+TEMP_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp", ".mmtmp")
 CHUNK = 2000  # files per spooled record
 PROGRESS_EVERY = 10_000  # files between two progress reports of a walk
 
@@ -56,11 +59,20 @@ def _shown_name(name: str) -> str:
     return name
 
 
+def is_temporary(name: str) -> bool:
+    """Whether a file name is hidden or a temp file: dotfiles (``.~lock.x#``, mediamill's own
+    ``.name.123.mmtmp``), Office's ``~$x.docx``, and names ending as :data:`TEMP_SUFFIXES`.
+    The walk passes over them, and a watcher ignores their events."""
+    return name[0] == "." or name.startswith("~$") or name.lower().endswith(TEMP_SUFFIXES)
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 _by_sort_key = itemgetter(0)
+#: last characters of :data:`TEMP_SUFFIXES`: a name ending otherwise needs no closer look
+_TEMP_ENDS = frozenset("tdlpTDLP")
 
 
 def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
@@ -72,7 +84,11 @@ def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
     with os.scandir(directory) as it:
         for entry in it:
             name = entry.name
-            if name[0] == "." or name in IGNORED_NAMES:
+            if name in IGNORED_NAMES:
+                continue
+            if name[0] == "." or (
+                (name[-1] in _TEMP_ENDS or name[0] == "~") and is_temporary(name)
+            ):
                 continue
             shown = name if name.isascii() else _shown_name(name)
             if entry.is_dir(follow_symlinks=False):
@@ -83,26 +99,39 @@ def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
     return keyed
 
 
-def walk(root: str, problems: list[tuple[str, str]]) -> Iterator[Found]:
+def walk(root: str, problems: list[tuple[str, str]], under: str = "") -> Iterator[Found]:
     """Every regular file under ``root``, in path order, links resolved inside the root only.
 
     Folders reached through a link are walked after every real folder (so a folder's own path
     wins over an alias of it); their files come last, out of path order. Files are plain
     tuples, with one ``stat`` each: an unchanged rescan spends its time here. Entries passed
     over (broken links, links out of the root, unreadable ones) go to ``problems``.
+
+    ``under`` (a folder's path from the root, as the catalog shows it) walks only that
+    subtree, with paths still from the root: a watcher's scan of one changed folder. A
+    subtree that is gone yields nothing.
     """
     real_root = os.path.realpath(root)
+    start = os.path.join(real_root, under) if under else real_root
     try:
-        root_stat = os.stat(real_root)
-        root_listing = _listing(real_root)
+        root_stat = os.stat(start)
+        root_listing = _listing(start)
+    except FileNotFoundError:
+        if under and os.path.isdir(real_root):
+            return
+        raise ScanError(f"cannot read library root {root}: no such folder") from None
     except OSError as exc:
         raise ScanError(f"cannot read library root {root}: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(root_stat.st_mode):
+        if under:
+            return  # a file now where the folder was: the parent's scan finds it
         raise ScanError(f"library root {root} is not a folder")
+    if under and not _inside(os.path.realpath(start), real_root):
+        raise ScanError(f"{under} leads out of the library root {root}")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
     # (prefix of the shown paths in a folder, that folder's remaining sorted entries)
     stack: list[tuple[str, Iterator[tuple[str, str, bool, os.DirEntry[str]]]]] = [
-        ("", iter(root_listing))
+        (under + "/" if under else "", iter(root_listing))
     ]
     linked: list[tuple[str, str, tuple[int, int]]] = []  # (path, shown path, folder key)
     is_regular, is_folder = stat.S_ISREG, stat.S_ISDIR
@@ -216,7 +245,10 @@ def _spool_file() -> IO[bytes]:
 
 
 def _walk_into(
-    root: str, spool: IO[bytes], on_found: Callable[[int], None] | None = None
+    root: str,
+    spool: IO[bytes],
+    on_found: Callable[[int], None] | None = None,
+    under: str = "",
 ) -> tuple[int, str, list[tuple[str, str]]]:
     """Walk ``root`` into ``spool``: ``(files, digest, problems)``.
 
@@ -238,7 +270,7 @@ def _walk_into(
         spool.write(record)
         chunk.clear()
 
-    for shown, size, mtime_ns, path in walk(root, problems):
+    for shown, size, mtime_ns, path in walk(root, problems, under):
         rel = path[skip:]
         chunk.append((shown, size, mtime_ns, None if rel == shown else rel))
         count += 1
@@ -253,14 +285,17 @@ def _walk_into(
     return count, digest.hexdigest(), problems
 
 
-def list_folder(root: str, on_found: Callable[[int], None] | None = None) -> Listing:
-    """Walk ``root`` now, in this process. Raises :class:`ScanError` if it cannot be read."""
+def list_folder(
+    root: str, on_found: Callable[[int], None] | None = None, *, under: str = ""
+) -> Listing:
+    """Walk ``root`` (or only its subtree ``under``) now, in this process. Raises
+    :class:`ScanError` if it cannot be read."""
     try:
         spool = _spool_file()
     except OSError as exc:
         raise _spool_error(root, exc) from exc
     try:
-        count, digest, problems = _walk_into(root, spool, on_found)
+        count, digest, problems = _walk_into(root, spool, on_found, under)
     except OSError as exc:  # the walk reports its own; this is the temp file's
         spool.close()
         raise _spool_error(root, exc) from exc

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -405,11 +405,13 @@ class Catalog:
             yield from ids
             last = ids[-1]
 
-    def iter_files(self, library_id: int) -> Iterator[tuple[str, int, int, int, bool]]:
+    def iter_files(
+        self, library_id: int, under: str = ""
+    ) -> Iterator[tuple[str, int, int, int, bool]]:
         """``(path, id, size, mtime_ns, present)`` of the library's items in path order (code
         point order on every database), from one streaming query: the scan's side of its merge
         join. Only items that exist when the stream starts are returned, so inserts made while
-        it runs never show up in it.
+        it runs never show up in it. ``under``: only the items in that folder's subtree.
 
         It reads through the driver's own cursor, not SQLAlchemy rows: on an unchanged rescan
         of 100,000 files, building a row object per item was a fifth of the time.
@@ -418,16 +420,25 @@ class Catalog:
             max_id = conn.execute(select(func.max(Item.id))).scalar() or 0
             raw: Any = conn.connection.dbapi_connection
             columns = "SELECT path, id, size, mtime_ns, present FROM items"
+            params: tuple[Any, ...] = (library_id, max_id)
             if self.dialect == "postgresql":
                 # a named cursor is a server-side one: rows arrive a page at a time
                 cursor = raw.cursor(name=f"mediamill_scan_{library_id}")
                 cursor.itersize = PAGE * 5
-                sql = f'{columns} WHERE library_id = %s AND id <= %s ORDER BY path COLLATE "C"'
+                sql = f"{columns} WHERE library_id = %s AND id <= %s"
+                if under:  # "a/" <= path < "a0": exactly the subtree ('0' follows '/')
+                    sql += ' AND path COLLATE "C" >= %s AND path COLLATE "C" < %s'
+                sql += ' ORDER BY path COLLATE "C"'
             else:
                 cursor = raw.cursor()
-                sql = f"{columns} WHERE library_id = ? AND id <= ? ORDER BY path"
+                sql = f"{columns} WHERE library_id = ? AND id <= ?"
+                if under:
+                    sql += " AND path >= ? AND path < ?"
+                sql += " ORDER BY path"
+            if under:
+                params += (under + "/", under + "0")
             try:
-                cursor.execute(sql, (library_id, max_id))
+                cursor.execute(sql, params)
                 while rows := cursor.fetchmany(PAGE * 5):
                     yield from rows
             finally:
@@ -442,6 +453,89 @@ class Catalog:
                     .where(Item.id.in_(item_ids[start : start + 900]))
                     .values(present=False, last_changed=utcnow())
                 )
+
+    def paths_of(self, item_ids: Sequence[int]) -> list[str]:
+        """The paths of those of ``item_ids`` that are present."""
+        paths: list[str] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(item_ids), 900):
+                chunk = list(item_ids[start : start + 900])
+                paths += conn.execute(
+                    select(Item.path).where(Item.id.in_(chunk), Item.present.is_(True))
+                ).scalars()
+        return paths
+
+    def has_missing(self, library_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    select(Item.id)
+                    .where(Item.library_id == library_id, Item.present.is_(False))
+                    .limit(1)
+                ).first()
+            )
+
+    def adopt_moved(
+        self,
+        library_id: int,
+        new_ids: Sequence[int],
+        gone: Callable[[str], bool] = lambda path: False,
+    ) -> list[int]:
+        """Files found new that are known items moved (renamed, or moved to another folder
+        of the library): same size and mtime, as a move keeps them, and the item missing, or
+        still present but ``gone(path)`` from disk (its folder not scanned yet). Each such
+        item takes the new path and is present, keeping its id and results (still fresh:
+        the fingerprint is size and mtime); the item just made for the path goes. A file
+        that two items could be is matched by its name, else left new. Returns the old ids."""
+        adopted: list[int] = []
+        for start in range(0, len(new_ids), 900):
+            chunk = list(new_ids[start : start + 900])
+            with self.engine.begin() as conn:
+                new = conn.execute(
+                    select(Item.id, Item.path, Item.path_bytes, Item.size, Item.mtime_ns)
+                    .where(Item.id.in_(chunk))
+                    .where(~select(Result.id).where(Result.item_id == Item.id).exists())
+                ).all()
+                stats = {(row.size, row.mtime_ns) for row in new}
+                rows = conn.execute(
+                    select(Item.id, Item.path, Item.size, Item.mtime_ns, Item.present).where(
+                        Item.library_id == library_id,
+                        Item.size.in_(sorted({size for size, _ in stats})),
+                        Item.id.not_in(chunk),
+                    )
+                ).all()
+                moved_away = [
+                    row
+                    for row in rows
+                    if (row.size, row.mtime_ns) in stats and (not row.present or gone(row.path))
+                ]
+                adopted += self._adopt(conn, new, moved_away)
+        return adopted
+
+    @staticmethod
+    def _adopt(conn: Any, new: Sequence[Any], gone: Sequence[Any]) -> list[int]:
+        by_stat: dict[tuple[int, int], list[Any]] = {}
+        for row in gone:
+            by_stat.setdefault((row.size, row.mtime_ns), []).append(row)
+        adopted = []
+        for row in new:
+            candidates = by_stat.get((row.size, row.mtime_ns), [])
+            if len(candidates) > 1:
+                name = row.path.rpartition("/")[2]
+                candidates = [c for c in candidates if c.path.rpartition("/")[2] == name]
+            if len(candidates) != 1:
+                continue
+            old = candidates[0]
+            by_stat[(row.size, row.mtime_ns)].remove(old)
+            conn.execute(delete(Item).where(Item.id == row.id))
+            conn.execute(
+                update(Item)
+                .where(Item.id == old.id)
+                .values(path=row.path, path_bytes=row.path_bytes, present=True,
+                        last_changed=utcnow())
+            )  # fmt: skip
+            adopted.append(old.id)
+        return adopted
 
     def sync_entries(
         self, library_id: int, entries: Iterable[Any], *, chunk: int = 2000

@@ -45,7 +45,7 @@ def _register() -> None:
     run.register(app)
     data.register(app)
     jobs.register(app)
-    for optional in ("playlist", "serve"):
+    for optional in ("playlist", "serve", "watch"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError:

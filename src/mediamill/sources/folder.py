@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +46,21 @@ class ScanReport:
     changed: int = 0
     unchanged: int = 0
     missing: int = 0
+    #: files found under a new path that are known items moved or renamed (results kept)
+    moved: int = 0
     #: entries passed over, with the cause: broken links, links out of the root, unreadable
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: ids of the items this scan made (a caller that scans several folders matches moves
+    #: across them once, at the end: ``scan_listing(adopt=False)``)
+    new_ids: array[int] = field(default_factory=lambda: array("q"))
+    missing_ids: array[int] = field(default_factory=lambda: array("q"))
+    changed_ids: array[int] = field(default_factory=lambda: array("q"))
+
+    def count_moved(self, moved: list[int]) -> None:
+        """Files found new and items found missing that were one file moved."""
+        self.moved += len(moved)
+        self.new -= len(moved)
+        self.missing -= len(set(moved).intersection(self.missing_ids))
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +70,7 @@ class ScanReport:
             "changed": self.changed,
             "unchanged": self.unchanged,
             "missing": self.missing,
+            "moved": self.moved,
             "problems": [{"path": p, "cause": c} for p, c in self.problems[:1000]],
             "problem_count": len(self.problems),
         }
@@ -172,8 +186,9 @@ class _Changes:
             self.flush()
 
     def flush(self) -> None:
-        self.catalog.insert_items(self.library.id, self.new)
+        self.report.new_ids.extend(self.catalog.insert_items(self.library.id, self.new))
         self.catalog.update_items(self.changed)
+        self.report.changed_ids.extend(int(str(row["id"])) for row in self.changed)
         self.report.new += len(self.new)
         self.report.changed += len(self.changed)
         self.new, self.changed = [], []
@@ -192,6 +207,7 @@ def scan_folder(
     on_progress: Callable[[ScanReport], None] | None = None,
     *,
     allow_empty: bool = False,
+    under: str = "",
 ) -> ScanReport:
     """Bring the catalog's items of ``library`` in line with the folder on disk.
 
@@ -201,10 +217,16 @@ def scan_folder(
     catalog and the digest recorded once the catalog matches it (forgotten before, so a scan
     that stops halfway is never taken for complete).
 
+    ``under`` scans one folder's subtree only (what a watcher does when that folder changed):
+    the library's digest is forgotten, as the catalog no longer matches the listing it sums.
+
     A folder that is now empty while the catalog holds files of it raises
     :class:`EmptyFolderError` (an unmounted NAS share must not mark a library missing),
-    unless ``allow_empty``.
+    unless ``allow_empty``. For a subtree, that is asked of the library root.
     """
+    if under:
+        with list_folder(library.root, under=under) as listing:
+            return scan_listing(catalog, library, listing, under=under, allow_empty=allow_empty)
     report = ScanReport(library=library.name)
 
     def on_found(count: int) -> None:
@@ -213,26 +235,74 @@ def scan_folder(
             on_progress(report)
 
     with take_ahead(library.root, on_found) or list_folder(library.root, on_found) as listing:
-        report.found, report.problems = listing.count, listing.problems
-        digest = _scan_digest(listing)
-        present = sum(catalog.library_counts(library.id).values())
-        if listing.count == 0 and present and not allow_empty:
-            raise EmptyFolderError(
-                f"{library.root} holds no files now, but the catalog has {present} of them: "
-                "nothing was marked missing. Is the drive or share mounted? If the files "
-                "are really gone, scan with force (mediamill scan --force, or POST "
-                f"/api/libraries/{library.name}/scan?force=true)."
-            )
-        if digest == catalog.source_digest(library.id) and listing.count == present:
-            report.unchanged = listing.count
-        else:
-            with catalog.syncing_to(library.id, digest):
-                _compare(catalog, library, listing, report, on_progress)
+        return scan_listing(
+            catalog, library, listing, report=report, on_progress=on_progress,
+            allow_empty=allow_empty,
+        )  # fmt: skip
+
+
+def scan_listing(
+    catalog: Catalog,
+    library: LibraryRef,
+    listing: Listing,
+    *,
+    under: str = "",
+    report: ScanReport | None = None,
+    on_progress: Callable[[ScanReport], None] | None = None,
+    allow_empty: bool = False,
+    adopt: bool = True,
+) -> ScanReport:
+    """The second half of :func:`scan_folder`: bring the catalog in line with a listing
+    already walked (of the whole library, or of its subtree ``under``). With ``adopt``, new
+    files that are missing items moved take those items (:meth:`Catalog.adopt_moved`)."""
+    report = report or ScanReport(library=library.name)
+    report.found, report.problems = listing.count, listing.problems
+    digest = scan_digest(listing)
+    present = sum(catalog.library_counts(library.id).values())
+    if present and not allow_empty and (listing.count == 0 if not under else _empty(library)):
+        raise EmptyFolderError(
+            f"{library.root} holds no files now, but the catalog has {present} of them: "
+            "nothing was marked missing. Is the drive or share mounted? If the files "
+            "are really gone, scan with force (mediamill scan --force, or POST "
+            f"/api/libraries/{library.name}/scan?force=true)."
+        )
+    if under:
+        with catalog.syncing_to(library.id, None):
+            _compare(catalog, library, listing, report, on_progress, under)
+    elif digest == catalog.source_digest(library.id) and listing.count == present:
+        report.unchanged = listing.count
+    else:
+        with catalog.syncing_to(library.id, digest):
+            _compare(catalog, library, listing, report, on_progress)
     catalog.mark_scanned(library.id)
+    # a full scan marked every file it did not find missing: with none missing, no move
+    if adopt and report.new_ids and (under or catalog.has_missing(library.id)):
+        report.count_moved(adopt_moved(catalog, library, report.new_ids))
     return report
 
 
-def _scan_digest(listing: Listing) -> str:
+def adopt_moved(catalog: Catalog, library: LibraryRef, new_ids: Sequence[int]) -> list[int]:
+    """Give files found new that are known items moved their items back (with results):
+    :meth:`Catalog.adopt_moved`, where an item still present is moved only when its file is
+    gone from disk (its own folder's scan has not run yet)."""
+    root = library.root
+
+    def gone(path: str) -> bool:
+        return not os.path.lexists(os.path.join(root, path))
+
+    return catalog.adopt_moved(library.id, new_ids, gone)
+
+
+def _empty(library: LibraryRef) -> bool:
+    """Whether the library root holds nothing at all (a share that is not mounted)."""
+    try:
+        with os.scandir(library.root) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return True
+
+
+def scan_digest(listing: Listing) -> str:
     """The listing's digest, seeded with the scan's own version (how it reads a tree)."""
     from mediamill.sources.base import AnswerDigest
 
@@ -247,12 +317,13 @@ def _compare(
     listing: Listing,
     report: ScanReport,
     on_progress: Callable[[ScanReport], None] | None,
+    under: str = "",
 ) -> None:
     """A merge join: the listing holds files in path order and the catalog streams the
     library's items in the same order, so each file is matched without a query of its own.
     Files that came out of order (through folder links) are matched by lookup at the end."""
     changes = _Changes(catalog, library, report, on_progress, listing)
-    known = catalog.iter_files(library.id)  # only items that existed before this scan
+    known = catalog.iter_files(library.id, under)  # only items that existed before this scan
     current = next(known, None)
     unmatched = array("q")  # present items the walk went past: missing, unless found late
     stragglers: list[Record] = []
@@ -302,6 +373,7 @@ def _compare(
         missing = catalog.ids_outside(missing, unreadable)
     catalog.mark_missing(missing)
     report.missing = len(missing)
+    report.missing_ids.extend(missing)
 
 
 def library_for_folder(
