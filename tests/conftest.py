@@ -16,6 +16,15 @@ PG_URL = os.environ.get("MEDIAMILL_TEST_PG", "postgresql://postgres@127.0.0.1:54
 IN_CI = os.environ.get("CI") == "true"
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test has its own data dir (API token, source credentials, caches), never the
+    user's: a test that sets ``MEDIAMILL_HOME`` itself overrides it."""
+    monkeypatch.setenv("MEDIAMILL_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def _pg_reachable() -> str | None:
     try:
         engine = create_engine(

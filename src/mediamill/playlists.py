@@ -363,6 +363,10 @@ def _display(track: Track) -> str:
 
 def _entry_path(target: Path, base: Path) -> str:
     target = target.resolve()
+    if any(c in str(target) for c in "\r\n"):
+        # a line break in a file name would end the entry and start another (injecting a
+        # line into the playlist): such a path goes as a file URI, its breaks percent-encoded
+        return target.as_uri()
     try:
         rel = os.path.relpath(target, base)
     except ValueError:  # another drive on Windows: only an absolute path can reach it

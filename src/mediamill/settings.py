@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+#: the most workers a run may ask for (CLI, settings and API alike)
+MAX_WORKERS = 256
+#: the biggest batch a run may ask for
+MAX_BATCH_SIZE = 10_000
 
 
 def data_dir() -> Path:
     """Where the embedded catalog and the API token live (``MEDIAMILL_HOME`` overrides)."""
     home = os.environ.get("MEDIAMILL_HOME")
     return Path(home) if home else Path(platformdirs.user_data_dir("mediamill"))
+
+
+def private_data_dir() -> Path:
+    """The data dir, made if missing with mode 0700: it holds the catalog, the API token and
+    source credentials, which nobody else on the machine should read."""
+    path = data_dir()
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def default_allowed_roots() -> list[str]:
+    """Where a server may read and write by default: the user's home and the usual mount
+    points of media (``/media``, ``/mnt``, ``/srv``, ``/data``)."""
+    return [str(Path.home()), "/media", "/mnt", "/srv", "/data"]
 
 
 def config_file() -> Path:
@@ -42,14 +63,20 @@ class Settings(BaseSettings):
     db: str = ""
     #: executor: auto | serial | threads | processes (a Celery executor is not built yet)
     executor: str = "auto"
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+    workers: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS), ge=1, le=MAX_WORKERS
+    )
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE)
     #: seconds one item may take before it is recorded as failed and its worker replaced
     item_timeout: float = Field(default=120.0, gt=0)
     #: API
     host: str = "127.0.0.1"
     port: int = 8484
     api_token: str = ""
+    #: folders a server may touch for its clients: library roots, strm output roots and
+    #: ``m3u+file`` playlists must lie under one (the CLI, run by the user, is not limited).
+    #: Environment: ``MEDIAMILL_ALLOWED_ROOTS=/srv/media:/home/me`` (or a JSON list)
+    allowed_roots: Annotated[list[str], NoDecode] = Field(default_factory=default_allowed_roots)
     #: jobs: how many run at once per coordinator, lease length, record retention
     max_running_jobs: int = Field(default=1, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -62,6 +89,18 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}
     path_map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in text.split(os.pathsep) if part]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -79,6 +79,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         "MEDIAMILL_DB": f"sqlite:///{tmp_path / 'c.db'}",
         "MEDIAMILL_API_TOKEN": TOKEN,
         "MEDIAMILL_HOME": str(tmp_path),
+        "MEDIAMILL_ALLOWED_ROOTS": str(tmp_path),
         "PYTHONPATH": str(ROOT),
     }
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_env(db: str, **extra: str) -> dict[str, str]:
-    """This environment minus any MEDIAMILL_* setting of the machine, plus the catalog ``db``;
-    wide enough that Rich never wraps a line."""
+    """This environment minus any MEDIAMILL_* setting of the machine (but the test's own data
+    dir), plus the catalog ``db``; wide enough that Rich never wraps a line."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_")}
+    if "MEDIAMILL_HOME" in os.environ:
+        base["MEDIAMILL_HOME"] = os.environ["MEDIAMILL_HOME"]
     pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
     return {
         **base,

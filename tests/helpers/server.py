@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class Server:
             "MEDIAMILL_DB": self.db_url,
             "MEDIAMILL_HOME": str(self.home),
             "MEDIAMILL_API_TOKEN": TOKEN,
+            # the tests' libraries and outputs live in the temp dir
+            "MEDIAMILL_ALLOWED_ROOTS": tempfile.gettempdir(),
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import typer
@@ -174,6 +175,29 @@ def test_the_m3u8_lists_tracks_relative_to_the_playlist_with_extinf(tmp_path: Pa
     for _, _, target in entries:
         assert "\\" not in target
         assert (out.parent / target).resolve().is_file()
+
+
+def test_a_line_break_in_a_file_name_cannot_add_an_entry(tmp_path: Path) -> None:
+    library = tmp_path / "music"
+    library.mkdir()
+    hostile = "evil\n#EXTINF:1,injected\nelsewhere.mp3\r.mp3"
+    (library / hostile).touch()
+    (library / "fine.mp3").touch()
+    out = write_m3u8(
+        [Track(hostile, 10, "A", "B"), Track("fine.mp3", 20)], tmp_path / "mix.m3u8", library
+    )
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "#EXTM3U"
+    assert [line for line in lines if line.startswith("#EXTINF")] == [
+        "#EXTINF:10,A - B",
+        "#EXTINF:20,fine",
+    ]
+    entries = [line for line in lines if not line.startswith("#")]
+    assert len(entries) == 2, lines
+    assert entries[1] == "music/fine.mp3"
+    # the hostile name is one file URI that still leads to the file
+    assert entries[0].startswith("file:///")
+    assert Path(unquote(urlsplit(entries[0]).path)) == (library / hostile).resolve()
 
 
 @dataclass

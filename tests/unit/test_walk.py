@@ -80,11 +80,21 @@ def test_a_walk_ahead_of_another_folder_is_stopped_not_used(tree: Path, tmp_path
         os.waitpid(pid, os.WNOHANG)  # reaped: no child is left walking
 
 
-def test_a_root_that_vanished_before_the_walk_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_root_that_vanished_before_the_walk_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "gone"
     root.mkdir()
+    real_walk = walk._walk_into
+
+    def vanish_then_walk(folder: str, *args: Any) -> Any:
+        # in the child, between the command's check and the walk: the order is then fixed,
+        # where an rmdir in the parent raced the child (which could finish its walk first)
+        os.rmdir(folder)
+        return real_walk(folder, *args)
+
+    monkeypatch.setattr(walk, "_walk_into", vanish_then_walk)
     walk.start_ahead(["scan", str(root)])
-    root.rmdir()
     with pytest.raises(walk.ScanError, match=r"cannot read library root .*gone"):
         walk.take_ahead(str(root))
 

@@ -15,7 +15,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mediamill.api.deps import CatalogDep, ReadAuth, is_loopback, load_or_create_token
+from mediamill.api.deps import (
+    CatalogDep,
+    ReadAuth,
+    StreamAuth,
+    is_loopback,
+    load_or_create_token,
+)
 from mediamill.api.events import EventBroker, stream
 from mediamill.api.metrics import Metrics
 from mediamill.api.routes import items, jobs, libraries, playlists
@@ -26,6 +32,9 @@ from mediamill.jobs.coordinator import Coordinator
 from mediamill.settings import Settings
 
 WEB = Path(__file__).parent / "web"
+#: the largest request body the API reads (413 beyond): a job's options and a selection of
+#: some tens of thousands of paths fit; a bigger selection is sent as several jobs
+MAX_BODY_BYTES = 1_000_000
 
 
 def create_app(
@@ -59,6 +68,7 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.catalog = catalog
     app.state.settings = settings
@@ -83,7 +93,7 @@ def create_app(
         return {"status": "ok", "version": version("mediamill"), "catalog": catalog.dialect}
 
     @app.get(
-        "/api/events", tags=["events"], dependencies=[ReadAuth], response_class=StreamingResponse
+        "/api/events", tags=["events"], dependencies=[StreamAuth], response_class=StreamingResponse
     )
     async def events(request: Request, cat: CatalogDep) -> StreamingResponse:
         """Server-Sent Events: a ``job`` event (a job status object) on every change, and a
@@ -94,7 +104,7 @@ def create_app(
     @app.get(
         "/api/jobs/{job_id}/events",
         tags=["events"],
-        dependencies=[ReadAuth],
+        dependencies=[StreamAuth],
         response_class=StreamingResponse,
     )
     async def job_events(job_id: str, request: Request, cat: CatalogDep) -> StreamingResponse:

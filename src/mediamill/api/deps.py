@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import stat
 from typing import Annotated
 
@@ -31,10 +32,18 @@ def load_or_create_token(settings: Settings) -> tuple[str, bool]:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
+    """Whether every address a server listening on ``host`` binds is a loopback one. An empty
+    host or a wildcard (``0.0.0.0``, ``::``) binds every interface; a name counts by what it
+    resolves to; a name that does not resolve is not taken for loopback."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        infos = socket.getaddrinfo(
+            host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]).partition("%")[0] for info in infos}
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
     except ValueError:
         return False
 
@@ -49,18 +58,19 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def _presented_token(request: Request) -> str | None:
+def _presented_token(request: Request, *, from_query: bool) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
-    # EventSource cannot send headers: the page passes the token as a query parameter
-    return request.query_params.get("access_token")
+    if from_query:
+        return request.query_params.get("access_token")
+    return None
 
 
-def check_token(request: Request) -> None:
+def check_token(request: Request, *, from_query: bool = False) -> None:
     token: str = request.app.state.token
-    presented = _presented_token(request)
+    presented = _presented_token(request, from_query=from_query)
     if presented is None or not secrets.compare_digest(presented.encode(), token.encode()):
         raise HTTPException(
             status_code=401,
@@ -80,9 +90,18 @@ def read_access(request: Request) -> None:
         check_token(request)
 
 
+def stream_access(request: Request) -> None:
+    """Like :func:`read_access`, for the event streams only: a browser's EventSource cannot
+    send a header, so these read-only routes also take ``?access_token=``. No other route
+    does: a token in a URL ends up in proxy logs and browser history."""
+    if not request.app.state.loopback_only:
+        check_token(request, from_query=True)
+
+
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriteAuth = Depends(require_token)
 ReadAuth = Depends(read_access)
+StreamAuth = Depends(stream_access)
 
-__all__ = ["CatalogDep", "ReadAuth", "SettingsDep", "WriteAuth"]
+__all__ = ["CatalogDep", "ReadAuth", "SettingsDep", "StreamAuth", "WriteAuth"]

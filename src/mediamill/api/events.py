@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from mediamill.api.schemas import shown_selection
 from mediamill.catalog.db import Catalog
 from mediamill.catalog.models import Job, Library, utcnow
 from mediamill.jobs import manager
@@ -123,6 +124,10 @@ def format_event(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _job_event(job: dict[str, Any]) -> str:
+    return format_event("job", {**job, "selection": shown_selection(job["selection"])})
+
+
 async def stream(
     broker: EventBroker, initial: list[dict[str, Any]], job_id: str | None, is_disconnected: Any
 ) -> AsyncIterator[str]:
@@ -131,7 +136,7 @@ async def stream(
     try:
         yield "retry: 2000\n\n"
         for job in initial:
-            yield format_event("job", job)
+            yield _job_event(job)
         while True:
             try:
                 job = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
@@ -144,6 +149,6 @@ async def stream(
                 if job.get("deleted"):
                     yield format_event("job_deleted", {"job_id": job["job_id"]})
                 else:
-                    yield format_event("job", job)
+                    yield _job_event(job)
     finally:
         broker.unsubscribe(queue)

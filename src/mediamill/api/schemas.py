@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS
+
+#: the most a job's options may weigh as JSON: they are stored with the job and sent to
+#: every reader of the job list and the event streams
+MAX_OPTIONS_BYTES = 16_384
+#: how many of a selection's paths a job's status lists: a job may select tens of thousands,
+#: and the status goes to every reader of the job list and of the event streams
+SHOWN_PATHS = 100
+
+
+def shown_selection(selection: Any) -> Any:
+    """A job's selection as the API shows it: at most :data:`SHOWN_PATHS` paths, with
+    ``paths_total`` when there are more."""
+    if not isinstance(selection, dict):
+        return selection
+    paths = selection.get("paths")
+    if isinstance(paths, list) and len(paths) > SHOWN_PATHS:
+        return {**selection, "paths": paths[:SHOWN_PATHS], "paths_total": len(paths)}
+    return selection
 
 
 class LibraryIn(BaseModel):
@@ -36,8 +57,8 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    workers: int | None = Field(default=None, ge=1, le=256)
-    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE)
     rate: float | None = Field(default=None, gt=0, le=1e9)
     limit: int | None = Field(default=None, ge=0, le=2**31 - 1)
     force: bool | None = None
@@ -46,14 +67,24 @@ class JobOptions(BaseModel):
     item_timeout: float | None = Field(default=None, gt=0, le=86_400)
     adaptive_latency: float | None = Field(default=None, gt=0, le=3600)
 
+    @model_validator(mode="after")
+    def _small(self) -> JobOptions:
+        size = len(json.dumps(self.model_dump(exclude_none=True), default=str))
+        if size > MAX_OPTIONS_BYTES:
+            raise ValueError(f"options take {size:,} bytes as JSON; at most {MAX_OPTIONS_BYTES:,}")
+        return self
+
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     processor: str = Field(min_length=1, max_length=200)
     library: str = Field(min_length=1, max_length=255, description="Library name")
-    items: list[str] | None = Field(
-        default=None, max_length=100_000, description="Relative paths of the items to process"
+    items: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Relative paths of the items to process (the body is at most 1 MB: a "
+        "bigger selection goes in several jobs)",
     )
     filter: Literal["failed", "new"] | None = None
     options: JobOptions | None = None
@@ -85,6 +116,11 @@ class JobOut(BaseModel):
     started_at: str | None
     completed_at: str | None
     heartbeat_at: str | None
+
+    @field_validator("selection", mode="before")
+    @classmethod
+    def _page_paths(cls, value: Any) -> Any:
+        return shown_selection(value)
 
 
 class JobList(BaseModel):
@@ -128,7 +164,9 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not valid JSON"},
     401: {"model": ErrorOut, "description": "Missing or wrong API token"},
+    403: {"model": ErrorOut, "description": "A path outside the folders the server may use"},
     404: {"model": ErrorOut, "description": "No such library or job"},
+    413: {"model": ErrorOut, "description": "The request body is larger than 1 MB"},
     409: {"model": ErrorOut, "description": "Not possible in the job's current state"},
     422: {"model": ErrorOut, "description": "Invalid request"},
 }

@@ -21,7 +21,7 @@ from mediamill.cli.common import (
     open_catalog,
 )
 from mediamill.jobs.status import JobStatus
-from mediamill.settings import data_dir, load
+from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, data_dir, load
 
 if TYPE_CHECKING:
     from rich.status import Status
@@ -50,9 +50,11 @@ def run(
         ..., help="A folder, a source (xtream+http://…, m3u+file://…) or a library name."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", "-w", min=1, help="Parallel workers [default: cores]."
+        None, "--workers", "-w", min=1, max=MAX_WORKERS, help="Parallel workers [default: cores]."
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Items per batch."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, max=MAX_BATCH_SIZE, help="Items per batch."
+    ),
     rate: float | None = typer.Option(
         None, "--rate", min=0.001, help="At most this many items per second."
     ),

@@ -8,13 +8,15 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from mediamill import ops
-from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
-from mediamill.api.paths import UnsafePath, check_relative
-from mediamill.api.routes.libraries import library_or_404
+from mediamill.api.deps import CatalogDep, ReadAuth, SettingsDep, WriteAuth
+from mediamill.api.paths import ForbiddenPath, UnsafePath, check_job_paths, check_relative
+from mediamill.api.routes.libraries import allowed_or_403, library_or_404
 from mediamill.api.schemas import ERRORS, ItemList, JobIn, JobList, JobOut
-from mediamill.catalog.db import Catalog, Selection
+from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.jobs import manager
 from mediamill.processors import base as registry
+from mediamill.processors.base import Processor
+from mediamill.settings import data_dir
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -31,8 +33,10 @@ def _job_or_404(catalog: Catalog, job_id: str) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=JobOut, dependencies=[WriteAuth])
-async def create_job(body: JobIn, catalog: CatalogDep) -> dict[str, Any]:
-    """Queue a job; a folder library is scanned first (incrementally)."""
+async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
+    """Queue a job; a folder library is scanned first (incrementally). The library, and the
+    files and folders the options name (``output``, ``report``, ``model_path``), must lie
+    under the server's ``allowed_roots`` (403); a report goes to the data dir or the output."""
     try:
         proc_cls = registry.get(body.processor)
     except (registry.UnknownProcessor, ImportError, TypeError) as exc:
@@ -43,21 +47,42 @@ async def create_job(body: JobIn, catalog: CatalogDep) -> dict[str, Any]:
     except (ValueError, TypeError) as exc:
         raise HTTPException(422, detail=f"invalid options: {exc}") from exc
     lib = library_or_404(catalog, body.library)
+    allowed_or_403(lib.root, settings.allowed_roots)
+    try:
+        check_job_paths(options, settings.allowed_roots, str(data_dir()))
+    except ForbiddenPath as exc:
+        raise HTTPException(403, detail=str(exc)) from exc
     selection: dict[str, Any] = {}
     if body.items is not None:
-        try:
-            paths = sorted({check_relative(lib.root, p) for p in body.items})
-        except UnsafePath as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
-        selection["paths"] = paths
+        # thousands of paths each resolved on disk: in a thread, never in the event loop
+        selection["paths"] = await run_in_threadpool(_checked_paths, lib, body.items)
     if body.filter:
         selection["only"] = body.filter
     try:
         await run_in_threadpool(ops.refresh_library, catalog, lib)
     except Exception as exc:
         raise HTTPException(422, detail=f"scan failed: {exc}") from exc
+    return await run_in_threadpool(_queue, catalog, proc_cls, lib, selection, options, body)
+
+
+def _checked_paths(lib: LibraryRef, items: list[str]) -> list[str]:
+    try:
+        return sorted({check_relative(lib.root, p) for p in items})
+    except UnsafePath as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+
+
+def _queue(
+    catalog: Catalog,
+    proc_cls: type[Processor],
+    lib: LibraryRef,
+    selection: dict[str, Any],
+    options: dict[str, Any],
+    body: JobIn,
+) -> dict[str, Any]:
     if "paths" in selection:
-        unknown = [p for p in selection["paths"] if catalog.item_id(lib.id, p) is None]
+        known = catalog.existing_items(lib.id, selection["paths"])
+        unknown = [p for p in selection["paths"] if p not in known]
         if unknown:
             raise HTTPException(422, detail=f"not items of {lib.name}: {', '.join(unknown[:20])}")
     job_id = manager.create_job(

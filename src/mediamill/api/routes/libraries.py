@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from mediamill import ops
-from mediamill.api.deps import CatalogDep, ReadAuth, WriteAuth
+from mediamill.api.deps import CatalogDep, ReadAuth, SettingsDep, WriteAuth
+from mediamill.api.paths import ForbiddenPath, check_library
 from mediamill.api.schemas import ERRORS, LibraryIn, LibraryList, LibraryOut, ScanOut
 from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.walk import ScanError
@@ -34,11 +35,21 @@ def library_or_404(catalog: Catalog, name: str) -> LibraryRef:
     return lib
 
 
+def allowed_or_403(spec: str, roots: list[str]) -> None:
+    """A folder or ``m3u+file`` library the server may read (see ``allowed_roots``)."""
+    try:
+        check_library(spec, roots)
+    except ForbiddenPath as exc:
+        raise HTTPException(403, detail=str(exc)) from exc
+
+
 @router.post("", status_code=201, response_model=LibraryOut, dependencies=[WriteAuth])
-def add_library(body: LibraryIn, catalog: CatalogDep) -> dict[str, Any]:
-    """Add a folder (absolute path) or a source (``xtream+http://…``) as a library."""
+def add_library(body: LibraryIn, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
+    """Add a folder (absolute path) or a source (``xtream+http://…``) as a library. A folder
+    or an ``m3u+file`` playlist must lie under the server's ``allowed_roots`` (403)."""
     if not ops.is_source(body.path) and not body.path.startswith("/"):
         raise HTTPException(422, detail="path must be an absolute folder path or a source spec")
+    allowed_or_403(body.path, settings.allowed_roots)
     if body.name and catalog.library_by_name(body.name) is not None:
         existing = catalog.library_by_name(body.name)
         assert existing is not None
@@ -68,10 +79,14 @@ def delete_library(name: str, catalog: CatalogDep) -> None:
 
 
 @router.post("/{name}/scan", response_model=ScanOut, dependencies=[WriteAuth])
-async def scan_library(name: str, catalog: CatalogDep, force: bool = False) -> dict[str, Any]:
+async def scan_library(
+    name: str, catalog: CatalogDep, settings: SettingsDep, force: bool = False
+) -> dict[str, Any]:
     """Scan a folder library (or re-read a source) incrementally. A folder that is now empty
-    while the catalog has files of it is refused (an unmounted share) unless ``force``."""
+    while the catalog has files of it is refused (an unmounted share) unless ``force``. A
+    library outside the server's ``allowed_roots`` (added from the CLI) is refused (403)."""
     lib = library_or_404(catalog, name)
+    allowed_or_403(lib.root, settings.allowed_roots)
     try:
         report = await run_in_threadpool(ops.refresh_library, catalog, lib, full=force)
     except Exception as exc:

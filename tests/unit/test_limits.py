@@ -1,0 +1,73 @@
+"""Limits a user or an attacker could push: workers, batches, what counts as loopback, where a
+server may read and write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mediamill.api.deps import is_loopback
+from mediamill.api.paths import ForbiddenPath, check_allowed, check_job_paths
+from mediamill.settings import MAX_WORKERS, Settings
+from tests.helpers.cli import mediamill
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("", False),  # every interface
+        ("0.0.0.0", False),
+        ("::", False),
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("no-such-host.invalid", False),
+    ],
+)
+def test_loopback_is_decided_from_the_addresses_a_host_binds(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_workers_beyond_the_cap_are_refused_by_the_cli_and_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    lib = str(tmp_path / "lib")
+    run = mediamill("run", "probe", lib, "--workers", "100000", db=db, check=False)
+    assert run.returncode == 2
+    assert "--workers" in run.stderr
+    assert not (tmp_path / "c.db").exists(), "refused before anything was done"
+    with pytest.raises(ValidationError, match="less than or equal to 256"):
+        Settings(workers=100_000)
+    with pytest.raises(ValidationError):
+        Settings(batch_size=10**9)
+    assert Settings(workers=MAX_WORKERS).workers == MAX_WORKERS
+
+
+def test_allowed_roots_come_from_the_environment_as_a_path_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEDIAMILL_ALLOWED_ROOTS", "/srv/media:/home/me/Music")
+    assert Settings().allowed_roots == ["/srv/media", "/home/me/Music"]
+    monkeypatch.setenv("MEDIAMILL_ALLOWED_ROOTS", '["/a b"]')
+    assert Settings().allowed_roots == ["/a b"]
+    monkeypatch.delenv("MEDIAMILL_ALLOWED_ROOTS")
+    assert set(Settings().allowed_roots) >= {str(Path.home()), "/media", "/mnt", "/srv"}
+
+
+def test_a_system_tree_is_refused_even_when_every_folder_is_allowed(tmp_path: Path) -> None:
+    for path in ("/etc/shadow", "/proc/self/environ", "/sys", "/dev/sda"):
+        with pytest.raises(ForbiddenPath, match="never touches"):
+            check_allowed(path, ["/"], "library")
+    assert check_allowed(str(tmp_path), ["/"], "library") == str(tmp_path.resolve())
+
+
+def test_a_report_goes_to_the_data_dir_or_the_output_root(tmp_path: Path) -> None:
+    roots, data = [str(tmp_path / "media")], str(tmp_path / "data")
+    output = str(tmp_path / "media" / "vod")
+    check_job_paths({"output": output, "report": f"{output}/r.csv"}, roots, data)
+    check_job_paths({"output": output, "report": f"{data}/r.json"}, roots, data)
+    with pytest.raises(ForbiddenPath, match="report"):
+        check_job_paths({"output": output, "report": str(tmp_path / "media/r.csv")}, roots, data)
