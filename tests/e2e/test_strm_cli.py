@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mediamill.catalog.db import Catalog
 from mediamill.processors.strm import MARKER
 from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 from tests.helpers.cli import mediamill as run_cli
@@ -355,3 +356,37 @@ def test_after_a_clean_walk_only_missing_titles_are_checked_until_a_full_walk_is
     assert not any((out / path).exists() for path in stale)
     assert not (out / "Movies" / removed_name).exists()
     assert_kodi_library(out, ENTRIES - 1, shows=SERIES)
+
+
+def test_the_xtream_account_stays_out_of_the_catalog_in_a_private_data_dir(
+    tmp_path: Path,
+) -> None:
+    """The stream URLs in the .strm files carry the account (players need it), but the
+    catalog keeps a marker in its place; the account is kept in a 0600 file of a data dir
+    made 0700, and the catalog file is made 0600."""
+    password = "pw-never-in-catalog-4711"  # noqa: S105 - the point of the test
+    home = tmp_path / "home"
+    out = tmp_path / "library"
+    with VodServer(make_catalog(4, 1, 2), password=password) as server:
+        spec = server.xtream_spec
+        run_cli(
+            "run", "strm", spec, "--output", str(out), "-q", *NO_RATE_LIMIT,
+            db=f"sqlite:///{home}/catalog.db",
+            env={"MEDIAMILL_HOME": str(home)},
+        )  # fmt: skip
+    strm_files = sorted(out.rglob("*.strm"))
+    assert len(strm_files) == 6
+    for strm in strm_files:
+        assert f"/{server.username}/{password}/" in strm.read_text(), "players get the account"
+    catalog_bytes = b"".join(p.read_bytes() for p in home.glob("catalog.db*"))
+    assert password.encode() not in catalog_bytes
+    catalog = Catalog.open(f"sqlite:///{home}/catalog.db")
+    urls = [item.meta["url"] for lib in catalog.libraries() for item in catalog.iter_items(lib.id)]
+    catalog.close()
+    assert len(urls) == 6
+    assert all(re.search(r"/\{credentials:[0-9a-f]{32}\}/", url) for url in urls), urls
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "catalog.db").stat().st_mode & 0o777 == 0o600
+    kept = home / "credentials.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert password in kept.read_text()

@@ -16,6 +16,7 @@ from mediamill.catalog.db import Catalog
 from mediamill.sources import SourceEntry, SourceError, is_source_spec, open_source
 from mediamill.sources._http import RateLimiter
 from mediamill.sources._vod import flag_duplicates, mark_ambiguous, movie_group
+from mediamill.sources.credentials import MissingCredentials, fill, marker
 from mediamill.testing.vodserver import RawJson, VodServer, make_catalog
 
 FAST = {"backoff": 0.001, "request_rate": 0}
@@ -44,7 +45,8 @@ def test_xtream_lists_movies_and_episodes_with_messy_fields_normalized(server: V
     assert len(episodes) == 12
     first = found["movie/1"].meta  # stream_id came as the string "1", name "EN - ... (year)"
     assert first["id"] == "1"
-    assert first["url"] == f"{server.url}/movie/alice/s3cret-pass/1.mkv"
+    assert "s3cret-pass" not in first["url"], "the account stays out of the metadata"
+    assert fill(first["url"]) == f"{server.url}/movie/alice/s3cret-pass/1.mkv"
     assert first["name"].startswith("EN - ")
     assert not first["title"].endswith(")")
     assert isinstance(first["year"], int)
@@ -54,11 +56,27 @@ def test_xtream_lists_movies_and_episodes_with_messy_fields_normalized(server: V
     special = [e.meta for e in episodes if e.meta["season"] == 0]
     assert len(special) == 3
     episode = found["episode/1"].meta
-    assert episode["url"] == f"{server.url}/series/alice/s3cret-pass/1.mkv"
+    assert fill(episode["url"]) == f"{server.url}/series/alice/s3cret-pass/1.mkv"
     assert (episode["season"], episode["episode"], episode["title"]) == (1, 1, "Part 1")
     assert "title" not in found["episode/2"].meta  # its title was only the show name
     assert episode["show_plot"]
     assert episode["aired"] == "2020-01-01"
+
+
+def test_a_new_password_makes_a_new_marker_and_a_lost_account_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = marker("http://host:8080", "alice", "old-pass")
+    new = marker("http://host:8080", "alice", "new pass/é")
+    assert old != new, "entries made with another password get another fingerprint"
+    assert "pass" not in old + new
+    assert fill(f"http://host:8080/movie/{new}/1.mkv") == (
+        "http://host:8080/movie/alice/new%20pass%2F%C3%A9/1.mkv"
+    )
+    monkeypatch.setenv("MEDIAMILL_HOME", str(tmp_path / "another-machine"))
+    unknown = "{credentials:" + "0" * 32 + "}"
+    with pytest.raises(MissingCredentials, match=r"credentials\.json"):
+        fill(f"http://host:8080/movie/{unknown}/1.mkv")
 
 
 def test_duplicate_titles_are_flagged_on_every_member(server: VodServer) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from mediamill.catalog.db import Catalog
-from mediamill.settings import Settings, data_dir
+from mediamill.settings import Settings, private_data_dir
 
 
 def load_or_create_token(settings: Settings) -> tuple[str, bool]:
@@ -20,10 +20,9 @@ def load_or_create_token(settings: Settings) -> tuple[str, bool]:
     with 0600 permissions. Returns (token, created_now)."""
     if settings.api_token:
         return settings.api_token, False
-    path = data_dir() / "api-token"
+    path = private_data_dir() / "api-token"
     if path.exists():
         return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:

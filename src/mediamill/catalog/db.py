@@ -6,6 +6,7 @@ transaction per batch (never one commit per item).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -89,11 +90,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_file(path: Path) -> None:
+    """A new catalog file is made 0600 (SQLite gives its -wal and -shm files the same mode),
+    in a folder made 0700: it holds what others on the machine need not read."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(url, poolclass=NullPool if not path else None)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

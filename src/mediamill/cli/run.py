@@ -21,7 +21,7 @@ from mediamill.cli.common import (
     open_catalog,
 )
 from mediamill.jobs.status import JobStatus
-from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, data_dir, load
+from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, load, private_data_dir
 
 if TYPE_CHECKING:
     from rich.status import Status
@@ -267,7 +267,7 @@ def demo(
     """Make a small library of real media files and probe it: mediamill in one command."""
     from mediamill.testing.media import make_library
 
-    folder = folder or data_dir() / "demo-library"
+    folder = folder or private_data_dir() / "demo-library"
     folder.mkdir(parents=True, exist_ok=True)
     with console.status("Making demo media …"):
         files = make_library(folder)

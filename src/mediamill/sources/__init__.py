@@ -74,10 +74,10 @@ def _cache_dir(family: str, *identity: str) -> str:
     """A folder in the data dir for one account's cached answers."""
     import hashlib
 
-    from mediamill.settings import data_dir
+    from mediamill.settings import private_data_dir
 
     key = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
-    return str(data_dir() / "cache" / family / key)
+    return str(private_data_dir() / "cache" / family / key)
 
 
 def open_source(spec: str, *, options: Mapping[str, Any] | None = None) -> Source:

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import ijson  # type: ignore[import-untyped]
 
+from mediamill.sources import credentials
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
     AnswerSpool,
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,8}$")
 _UNQUOTED = re.compile(r"^[A-Za-z0-9_.~-]+$")
+#: how stream URLs are made, part of the answers' digest: catalogs whose entries carried the
+#: account in their URLs are parsed again, and their metadata rewritten without it
+URLS = "urls with a credentials marker"
 
 
 def display_name(server: str) -> str:
@@ -116,7 +120,7 @@ class XtreamSource:
         self.name = display_name(server)
         self._username = username
         self._password = password
-        self._url_auth = f"{quote(username, safe='')}/{quote(password, safe='')}"
+        self._url_auth: str | None = None  # made on first use: see _url
         self.vod_info = vod_info
         self.movies = movies
         self.series = series
@@ -206,6 +210,10 @@ class XtreamSource:
         if not _EXTENSION.match(ext):
             ext = "mp4"
         ident = stream_id if _UNQUOTED.match(stream_id) else quote(stream_id, safe="")
+        if self._url_auth is None:
+            # the account stays out of the catalog: a marker in its place, the account in the
+            # data dir (the strm export fills it in)
+            self._url_auth = credentials.marker(self.server, self._username, self._password)
         return f"{self.server}/{kind}/{self._url_auth}/{ident}.{ext}"
 
     # -- entries ---------------------------------------------------------------------------
@@ -227,7 +235,7 @@ class XtreamSource:
         try:
             self._call(http, None)  # the account check; its answer carries the time of day
             digest = AnswerDigest(
-                "xtream", self.server, secret_digest(self._username, self._password),
+                "xtream", self.server, secret_digest(self._username, self._password), URLS,
                 self.movies, self.series, self.on_series_error,
             )  # fmt: skip
             categories: dict[str, str] = {}

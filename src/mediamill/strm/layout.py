@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mediamill.sources import credentials
 from mediamill.strm import nfo
 from mediamill.strm.names import (
     DEFAULT_STRIP_PREFIX,
@@ -255,6 +256,7 @@ class Layout:
         url = str(meta.get("url") or "").strip()
         if not _URL.match(url):
             raise ValueError("entry has no usable stream URL")
+        url = credentials.fill(url)  # the account, kept out of the catalog
         if self.url_base:
             url = _URL_ORIGIN.sub(self.url_base.rstrip("/"), url, count=1)
         return url
