@@ -204,7 +204,7 @@ def run_job(
         defaults=defaults,
         hooks=hooks,
         should_stop=should_stop,
-        broker_url=settings.broker_url,
+        executor_settings=settings.executors,
     ).run()
     return manager.get_job(catalog, job_id)
 

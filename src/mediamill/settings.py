@@ -61,8 +61,12 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL of the catalog; empty means SQLite in the data dir
     db: str = ""
-    #: executor: auto | serial | threads | processes (a Celery executor is not built yet)
+    #: executor: auto | serial | threads | processes, an entry point of the
+    #: ``mediamill.executors`` group, or package.module:Class
     executor: str = "auto"
+    #: each executor's own settings: ``[executors.NAME]`` tables of mediamill.toml
+    #: (``MEDIAMILL_EXECUTORS='{"NAME": {...}}'``), handed to that executor only
+    executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     workers: int = Field(
         default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS), ge=1, le=MAX_WORKERS
     )

@@ -1,8 +1,10 @@
-"""One contract, every executor: the same job gives the same results on serial, threads and
-processes, and every pool survives the item that fails, hangs or crashes its worker."""
+"""One contract, every executor on every database: the same job gives the same results on every
+registered executor (serial, threads, processes, and any other the registry lists) on SQLite
+and PostgreSQL, and every pool survives the item that fails, hangs or crashes its worker."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -10,26 +12,29 @@ from pathlib import Path
 import pytest
 
 from mediamill.catalog.db import Catalog
-from tests.conftest import make_files
+from mediamill.executors import base as executors
+from tests.conftest import make_files, reset_postgres
 from tests.helpers.run import results, run_folder
 
 ECHO = "tests.helpers.processors:Echo"
-EXECUTORS = ["serial", "threads", "processes"]
-POOLS = ["threads", "processes"]
-
-
-@pytest.fixture
-def sqlite_catalog(sqlite_url: str) -> Catalog:
-    return Catalog.open(sqlite_url)
+#: every executor the registry knows (``auto`` is a choice among them, tested below)
+EXECUTORS = [name for name in executors.available() if name != executors.AUTO]
+#: those that run workers apart from the runner's thread and enforce the time limit
+POOLS = [name for name in EXECUTORS if name != "serial"]
+# every test takes ``catalog`` or ``db_url``: it runs on SQLite and on PostgreSQL
 
 
 def test_probe_gives_identical_results_on_every_executor(
-    media_library: Path, tmp_path: Path
+    media_library: Path, tmp_path: Path, db_url: str
 ) -> None:
     """Given a real media library, when probed with each executor, every result is the same."""
     seen = {}
     for executor in EXECUTORS:
-        catalog = Catalog.open(f"sqlite:///{tmp_path / executor}.db")
+        if db_url.startswith("postgresql"):
+            reset_postgres()
+            catalog = Catalog.open(db_url)
+        else:
+            catalog = Catalog.open(f"sqlite:///{tmp_path / executor}.db")
         job = run_folder(
             catalog, media_library, "probe", executor=executor, workers=2, batch_size=3
         )
@@ -37,22 +42,22 @@ def test_probe_gives_identical_results_on_every_executor(
         seen[executor] = results(catalog, media_library, "probe")
         catalog.close()
     assert seen["serial"], "the library has probe-able items"
-    assert seen["threads"] == seen["serial"]
-    assert seen["processes"] == seen["serial"]
+    for executor in EXECUTORS:
+        assert seen[executor] == seen["serial"], executor
     statuses = {status for status, _data, _error in seen["serial"].values()}
     assert statuses == {"ok", "failed"}, "the library holds good and broken media"
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_failures_and_skips_are_recorded_and_the_job_completes(
-    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+    executor: str, tmp_path: Path, catalog: Catalog
 ) -> None:
     root = tmp_path / "lib"
     make_files(root, [f"ok{i}.bin" for i in range(20)] + ["a/fail1.bin", "b/skip1.bin"])
-    job = run_folder(sqlite_catalog, root, ECHO, executor=executor, workers=2, batch_size=4)
+    job = run_folder(catalog, root, ECHO, executor=executor, workers=2, batch_size=4)
     assert job["status"] == "completed"
     assert (job["total_items"], job["succeeded"], job["failed"], job["skipped"]) == (22, 20, 1, 1)
-    found = results(sqlite_catalog, root, ECHO)
+    found = results(catalog, root, ECHO)
     assert found["a/fail1.bin"][0] == "failed"
     assert found["a/fail1.bin"][2] == "cannot read fail1.bin: it is broken on purpose"
     assert found["b/skip1.bin"][0:3:2] == ("skipped", "not for this processor")
@@ -61,23 +66,23 @@ def test_failures_and_skips_are_recorded_and_the_job_completes(
 
 @pytest.mark.parametrize("executor", POOLS)
 def test_an_item_that_hangs_costs_one_item_and_the_worker_is_replaced(
-    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+    executor: str, tmp_path: Path, catalog: Catalog
 ) -> None:
     root = tmp_path / "lib"
     make_files(root, [f"ok{i}.bin" for i in range(12)] + ["hang.bin"])
     job = run_folder(
-        sqlite_catalog, root, ECHO, executor=executor, workers=2, batch_size=3, item_timeout=1.0
+        catalog, root, ECHO, executor=executor, workers=2, batch_size=3, item_timeout=1.0
     )
     assert job["status"] == "completed"
     assert (job["succeeded"], job["failed"]) == (12, 1)
-    status, _data, error = results(sqlite_catalog, root, ECHO)["hang.bin"]
+    status, _data, error = results(catalog, root, ECHO)["hang.bin"]
     assert status == "failed"
     assert "timed out after 1 s" in error
 
 
 @pytest.mark.parametrize("executor", POOLS)
 def test_every_item_is_processed_once_even_when_a_worker_overruns_and_comes_back(
-    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+    executor: str, tmp_path: Path, catalog: Catalog
 ) -> None:
     """A worker holds its next batch while it works; when it overruns the time limit its
     items go to a fresh worker. The overrunning one (a thread cannot be killed) comes back
@@ -87,7 +92,7 @@ def test_every_item_is_processed_once_even_when_a_worker_overruns_and_comes_back
     make_files(root, names)
     log = tmp_path / "processed.log"
     job = run_folder(
-        sqlite_catalog,
+        catalog,
         root,
         ECHO,
         executor=executor,
@@ -106,27 +111,27 @@ def test_every_item_is_processed_once_even_when_a_worker_overruns_and_comes_back
 
 
 def test_a_worker_crash_costs_one_item_and_the_job_completes(
-    tmp_path: Path, sqlite_catalog: Catalog
+    tmp_path: Path, catalog: Catalog
 ) -> None:
     """os.abort() in a worker process (as a crashing decoder would) fails that item only."""
     root = tmp_path / "lib"
     make_files(root, [f"ok{i}.bin" for i in range(16)] + ["x/crash1.bin", "y/crash2.bin"])
-    job = run_folder(sqlite_catalog, root, ECHO, executor="processes", workers=2, batch_size=4)
+    job = run_folder(catalog, root, ECHO, executor="processes", workers=2, batch_size=4)
     assert job["status"] == "completed"
     assert (job["succeeded"], job["failed"]) == (16, 2)
     for name in ("x/crash1.bin", "y/crash2.bin"):
-        status, _data, error = results(sqlite_catalog, root, ECHO)[name]
+        status, _data, error = results(catalog, root, ECHO)[name]
         assert status == "failed"
         assert "killed by SIGABRT" in error
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_setup_runs_once_per_worker(executor: str, tmp_path: Path, sqlite_catalog: Catalog) -> None:
+def test_setup_runs_once_per_worker(executor: str, tmp_path: Path, catalog: Catalog) -> None:
     root = tmp_path / "lib"
     make_files(root, [f"f{i}.bin" for i in range(40)])
     setup_log = tmp_path / "setups.log"
     job = run_folder(
-        sqlite_catalog,
+        catalog,
         root,
         ECHO,
         executor=executor,
@@ -143,30 +148,79 @@ def test_setup_runs_once_per_worker(executor: str, tmp_path: Path, sqlite_catalo
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_a_processor_whose_setup_fails_fails_the_job_with_the_cause(
-    executor: str, tmp_path: Path, sqlite_catalog: Catalog
+    executor: str, tmp_path: Path, catalog: Catalog
 ) -> None:
     root = tmp_path / "lib"
     make_files(root, ["a.bin"])
     job = run_folder(
-        sqlite_catalog, root, "tests.helpers.processors:BrokenSetup", executor=executor, workers=2
+        catalog, root, "tests.helpers.processors:BrokenSetup", executor=executor, workers=2
     )
     assert job["status"] == "failed"
     assert "model file /nonexistent/model.pb not found" in job["error"]
 
 
 def test_auto_picks_threads_for_io_work_and_processes_for_cpu_work(
-    tmp_path: Path, sqlite_catalog: Catalog
+    tmp_path: Path, catalog: Catalog
 ) -> None:
     root = tmp_path / "lib"
     make_files(root, [f"f{i}.bin" for i in range(6)])
     log_io, log_cpu = tmp_path / "io.log", tmp_path / "cpu.log"
-    run_folder(sqlite_catalog, root, ECHO, workers=2, setup_log=str(log_io))
-    run_folder(
-        sqlite_catalog, root, "tests.helpers.processors:CpuEcho", workers=2, setup_log=str(log_cpu)
-    )
+    run_folder(catalog, root, ECHO, workers=2, setup_log=str(log_io))
+    run_folder(catalog, root, "tests.helpers.processors:CpuEcho", workers=2, setup_log=str(log_cpu))
     import os
 
     assert set(log_io.read_text().split()) == {str(os.getpid())}, "threads run in this process"
     cpu_pids = set(log_cpu.read_text().split())
     assert len(cpu_pids) == 2
     assert str(os.getpid()) not in cpu_pids, "cpu work runs in worker processes"
+
+
+def test_an_executor_named_module_class_runs_the_job_with_its_own_settings(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """An executor outside the registry is found by ``module:Class``, and gets its own
+    ``[executors.NAME]`` settings, not another executor's."""
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i}.bin" for i in range(5)])
+    log = tmp_path / "built.json"
+    name = "tests.helpers.executors:Recording"
+    job = run_folder(
+        catalog,
+        root,
+        ECHO,
+        executor=name,
+        workers=3,
+        settings={"executors": {name: {"log": str(log)}, "threads": {"unrelated": 1}}},
+    )
+    assert (job["status"], job["succeeded"]) == ("completed", 5)
+    assert json.loads(log.read_text()) == {
+        "processor": ECHO,
+        "workers": 3,
+        "settings": {"log": str(log)},
+    }
+
+
+def test_an_unknown_executor_fails_the_job_naming_the_choices(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin"])
+    job = run_folder(catalog, root, ECHO, executor="warp")
+    assert job["status"] == "failed"
+    assert job["error"] == (
+        f"unknown executor 'warp'; choose one of {', '.join(executors.available())}"
+    )
+
+
+def test_an_unchanged_rerun_builds_no_executor(tmp_path: Path, catalog: Catalog) -> None:
+    """Nothing to do: no pool is started (and no executor built) for it."""
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin"])
+    name = "tests.helpers.executors:Recording"
+    log = tmp_path / "built.json"
+    settings = {"executors": {name: {"log": str(log)}}}
+    run_folder(catalog, root, ECHO, executor=name, settings=settings)
+    log.unlink()
+    again = run_folder(catalog, root, ECHO, executor=name, settings=settings)
+    assert (again["status"], again["succeeded"]) == ("completed", 0)
+    assert not log.exists()

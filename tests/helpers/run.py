@@ -10,11 +10,18 @@ from mediamill.catalog.db import Catalog
 from mediamill.settings import load
 
 
-def run_folder(catalog: Catalog, root: Path, processor: str, **options: Any) -> dict[str, Any]:
+def run_folder(
+    catalog: Catalog,
+    root: Path,
+    processor: str,
+    settings: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Scan ``root`` and run ``processor`` with job ``options``, under ``settings``."""
     library = ops.resolve_library(catalog, str(root))
     ops.refresh_library(catalog, library)
     job_id, _ = ops.prepare_job(catalog, processor, library, options=options)
-    return ops.run_job(catalog, job_id, settings=load(db=catalog.url))
+    return ops.run_job(catalog, job_id, settings=load(db=catalog.url, **(settings or {})))
 
 
 def results(catalog: Catalog, root: Path, processor: str) -> dict[str, tuple[str, Any, Any]]:

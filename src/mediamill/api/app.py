@@ -27,8 +27,8 @@ from mediamill.api.metrics import Metrics
 from mediamill.api.routes import items, jobs, libraries, playlists
 from mediamill.api.schemas import Health
 from mediamill.catalog.db import Catalog
+from mediamill.engine.coordinator import Coordinator
 from mediamill.jobs import manager
-from mediamill.jobs.coordinator import Coordinator
 from mediamill.settings import Settings
 
 WEB = Path(__file__).parent / "web"

@@ -37,7 +37,7 @@ def watch(
     db: str | None = DbOption,
 ) -> None:
     """Watch folders: new and changed files are scanned and processed by themselves."""
-    from mediamill.jobs.coordinator import Coordinator
+    from mediamill.engine.coordinator import Coordinator
     from mediamill.settings import load
     from mediamill.watch.watcher import Watcher, WatchState
 

@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +32,6 @@ FLUSH_EVERY = 0.5  # seconds between catalog writes
 FLUSH_ITEMS = 1000  # ... or this many outcomes, whichever first
 PROGRESS_EVERY = 0.2
 CONTROL_EVERY = 0.25
-#: outcomes of items shorter than SHORT_ITEM are collected every GATHER_EVERY seconds rather
-#: than one wake-up per outcome: with worker threads each wake-up of this thread is a GIL
-#: hand-off (futex calls, context switches) that costs more than such an item (strm: 40% more
-#: CPU for the export, measured). Workers keep going meanwhile: their batches are queued.
-SHORT_ITEM = 0.002
-GATHER_EVERY = 0.005
 #: what a stop request turns a running job into; "requeue" is a server shutting down: the
 #: job goes back to the queue for the next coordinator
 STOP_STATES = {
@@ -81,14 +75,15 @@ class Runner:
         defaults: EngineOptions | None = None,
         hooks: Sequence[Hook] = (),
         should_stop: Callable[[], str | None] | None = None,
-        broker_url: str = "",
+        executor_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.job_id = job_id
         self.hooks = Hooks(hooks)
         self.defaults = defaults or EngineOptions()
         self.should_stop = should_stop or (lambda: None)
-        self.broker_url = broker_url
+        #: ``{executor name: its settings}`` (``[executors.NAME]`` of mediamill.toml)
+        self.executor_settings = dict(executor_settings or {})
 
     def run(self) -> JobStatus:
         job = manager.get_job(self.catalog, self.job_id)
@@ -205,15 +200,14 @@ class Runner:
             self.hooks.call("on_finish", progress)
             return JobStatus.COMPLETED
 
-        executor = executors.create(
-            # nothing to do (an unchanged re-run): no pool to start, no processes to spawn
-            opts.executor if to_do > 0 else "serial",
+        # made and started at the first batch: an unchanged re-run starts no pool
+        executor: executors.Executor | None = None
+        job_spec = executors.ExecutorJob(
             proc_cls.name,
             processor_options,
             work=proc_cls.work,
             workers=opts.workers,
             item_timeout=opts.item_timeout,
-            broker_url=self.broker_url,
         )
         batch_size = opts.batch_size
         if job["options"].get("batch_size") is None and proc_cls.batch_size:
@@ -275,19 +269,18 @@ class Runner:
             buffer.clear()
             last_flush = time.monotonic()
 
-        executor.start()
         try:
             while True:
                 now = time.monotonic()
                 if now - last_control >= CONTROL_EVERY and stop_reason is None:
                     last_control = now
                     stop_reason = self.should_stop() or manager.heartbeat(self.catalog, self.job_id)
-                    if stop_reason:
+                    if stop_reason and executor is not None:
                         for item_id in executor.abandon():
                             in_flight.pop(item_id, None)
                 # fill the window
                 while stop_reason is None and not exhausted:
-                    outstanding = executor.pending_items()
+                    outstanding = 0 if executor is None else executor.pending_items()
                     if outstanding >= window.size * batch_size:
                         break
                     if next_batch is None:
@@ -299,8 +292,16 @@ class Runner:
                         break
                     for item in next_batch:
                         in_flight[item.id] = item
+                    if executor is None:
+                        executor = executors.create(opts.executor, job_spec, self.executor_settings)
+                        executor.start()
                     executor.submit(next_batch)
                     next_batch = None
+                if executor is None:  # nothing submitted yet: done, or held by --rate
+                    if exhausted or stop_reason:
+                        break
+                    time.sleep(0.05)
+                    continue
                 if executor.pending_items() == 0 and (exhausted or stop_reason):
                     break
                 wait = 0.05 if opts.rate else 0.1
@@ -323,14 +324,10 @@ class Runner:
                     else:
                         buffer.append(outcome)
                     self.hooks.call("on_outcome", done_item, outcome)
-                if (
-                    outcomes
-                    and polled < GATHER_EVERY  # they came one by one (not a serial run)
-                    and not opts.rate
-                    and executor.pending_items() >= batch_size * executor.workers
-                    and sum(o.duration for o in outcomes) < SHORT_ITEM * len(outcomes)
-                ):
-                    time.sleep(GATHER_EVERY)
+                # the executor's own cadence; a rate limit needs the runner back in time
+                delay = 0.0 if opts.rate else executor.gather_delay(outcomes, polled)
+                if delay > 0:
+                    time.sleep(delay)
                 now = time.monotonic()
                 if now - last_progress >= PROGRESS_EVERY:
                     last_progress = now
@@ -343,7 +340,8 @@ class Runner:
                     flush(force_write=True)
         finally:
             flush()
-            executor.stop()
+            if executor is not None:
+                executor.stop()
 
         now = time.monotonic()
         self._update_progress(progress, counters, total, started, now, busy, rate_window)

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mediamill.executors.base import ExecutorError
+from mediamill.core import ItemRef, Outcome, describe_error
+from mediamill.executors.base import ExecutorError, ExecutorJob
 from mediamill.processors import base as registry
-from mediamill.processors.base import ItemRef, Outcome, describe_error, run_one
+from mediamill.processors.base import run_one
 
 
 class SerialExecutor:
     name = "serial"
     workers = 1
 
-    def __init__(self, processor: str, options: Mapping[str, Any]) -> None:
-        self._processor_name = processor
-        self._options = dict(options)
+    def __init__(self, job: ExecutorJob, settings: Mapping[str, Any] | None = None) -> None:
+        self._processor_name = job.processor
+        self._options = dict(job.options)
         self._queue: deque[ItemRef] = deque()
         self._processor: registry.Processor | None = None
 
@@ -56,6 +57,10 @@ class SerialExecutor:
             if time.monotonic() >= deadline:
                 break
         return outcomes
+
+    def gather_delay(self, outcomes: Sequence[Outcome], waited: float) -> float:
+        """Never: the items run inside ``poll``, nothing arrives in between."""
+        return 0.0
 
     def pending_items(self) -> int:
         return len(self._queue)

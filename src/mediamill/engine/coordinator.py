@@ -100,6 +100,6 @@ class Coordinator:
             defaults=self.defaults,
             hooks=self.hooks(),
             should_stop=lambda: "requeue" if self._stopping.is_set() else None,
-            broker_url=self.settings.broker_url,
+            executor_settings=self.settings.executors,
         )
         runner.run()
