@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from mediamill.catalog.db import Catalog, LibraryRef
+from mediamill.engine.coordinator import Coordinator
 from mediamill.jobs import manager
-from mediamill.jobs.coordinator import Coordinator
 from mediamill.settings import load
 from mediamill.sources.folder import library_for_folder
 from mediamill.testing.media import write_audio
