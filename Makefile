@@ -5,17 +5,25 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint typecheck unit bench clean
 
-$(BIN)/mediamill: pyproject.toml
+# the demo needs only the runtime; tests add the dev tools (pytest, mypy, Playwright...)
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	# byte-compile our own sources once: start-up matters for short commands (re-runs)
 	$(BIN)/python -m compileall -q src
 	touch $@
 
-install: $(BIN)/mediamill
+$(DEV): $(RUNTIME)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
 
-demo: install
+install: $(DEV)
+
+demo: $(RUNTIME)
 	$(BIN)/mediamill demo
 
 lint: install

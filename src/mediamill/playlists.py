@@ -341,7 +341,9 @@ def write_m3u8(tracks: Iterable[Track], out: str | Path, library_root: str | Pat
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(m3u8_text(tracks, out.resolve().parent, library_root), encoding="utf-8")
+    text = m3u8_text(tracks, out.resolve().parent, library_root)
+    # a name that is not UTF-8 is written with its real bytes: the player must open the file
+    out.write_bytes(text.encode("utf-8", "surrogateescape"))
     return out
 
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+import re
+import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: the message names the file (or variable), line and key."""
+
 
 #: the most workers a run may ask for (CLI, settings and API alike)
 MAX_WORKERS = 256
@@ -50,7 +60,7 @@ def config_file() -> Path:
         return Path(explicit)
     local = Path("mediamill.toml")
     if local.exists():
-        return local
+        return local.absolute()
     return Path(platformdirs.user_config_dir("mediamill")) / "mediamill.toml"
 
 
@@ -91,6 +101,10 @@ class Settings(BaseSettings):
     watch_poll_seconds: float = Field(default=60.0, gt=0)
     #: Celery broker for the celery executor
     broker_url: str = "redis://127.0.0.1:6379/0"
+    #: the log file's level (debug, info, warning, error); stderr's is set by -v / -q
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: the rotating log file; empty means logs/mediamill.log in the data dir, "-" none
+    log_file: str = ""
     #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}
     path_map: dict[str, str] = Field(default_factory=dict)
 
@@ -115,8 +129,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, _TomlSource(settings_cls, config_file()))
 
     def db_url(self) -> str:
         if self.db:
@@ -124,6 +137,82 @@ class Settings(BaseSettings):
         return f"sqlite:///{data_dir() / 'catalog.db'}"
 
 
+class _TomlSource(PydanticBaseSettingsSource):
+    """``mediamill.toml``: malformed TOML is a :class:`ConfigError` naming the file and line;
+    keys that are not settings are dropped with a warning (and a "did you mean")."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.values = {k: v for k, v in read_config(path).items() if k in settings_cls.model_fields}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The config file's table (empty when there is none), warning once about unknown keys."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    known = list(Settings.model_fields)
+    for key in data:
+        if key in Settings.model_fields or (str(path), key) in _warned:
+            continue
+        _warned.add((str(path), key))
+        near = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        line = key_line(path, key)
+        log.warning("%s line %s: unknown setting %r ignored%s", path, line, key, hint)
+    return data
+
+
+def key_line(path: Path, key: str) -> int | None:
+    """The line where ``key`` is set in the TOML file ``path`` (``None`` if not found)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    return next((n for n, line in enumerate(lines, 1) if pattern.match(line)), None)
+
+
+def origin(key: str, flags: dict[str, Any] | None = None) -> str:
+    """Where the effective value of setting ``key`` comes from, as a user would look for it."""
+    env = f"MEDIAMILL_{key.upper()}"
+    if flags and flags.get(key) is not None and str(flags[key]) != os.environ.get(env):
+        return "command line"
+    if env in os.environ:
+        return f"environment {env}"
+    path = config_file()
+    if key in read_config(path):
+        return f"{path} line {key_line(path, key)}"
+    return "default"
+
+
 def load(**overrides: Any) -> Settings:
-    """Settings with flags applied; ``None`` flags mean "not given" and are dropped."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with flags applied; ``None`` flags mean "not given" and are dropped.
+
+    A value that is not valid is a :class:`ConfigError` of one line per bad key, naming
+    where it was set (flag, environment variable, or file and line)."""
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            lines.append(f"{origin(key, flags)}: {key} = {error['input']!r}: {error['msg']}")
+        raise ConfigError("\n".join(lines)) from None

@@ -129,7 +129,13 @@ class JobList(BaseModel):
 
 
 class ItemOut(BaseModel):
-    path: str
+    path: str = Field(description="Relative path; bytes that are not UTF-8 escaped as \\xNN")
+    path_bytes: str | None = Field(
+        default=None, description="Only when the name is not UTF-8: its real bytes, base64"
+    )
+    readable_path: str | None = Field(
+        default=None, description="Only when the name is not UTF-8: a readable guess (cp1252)"
+    )
     kind: str
     status: str
     success: bool | None

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from mediamill import names
 from mediamill.catalog.models import Base, Item, Job, Library, Result, utcnow
 from mediamill.core import ItemRef, ItemUpdate, Outcome, Status
 
@@ -877,6 +878,19 @@ class Catalog:
                 yield path, kind, status, json.loads(raw) if raw else None, meta_text
             last = rows[-1][0]
 
+    def undecodable_paths(self, library_id: int) -> dict[str, bytes]:
+        """Shown path -> real bytes of the library's present items whose name is not UTF-8
+        (few: one indexed query, the map stays small even for a huge library)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Item.path, Item.path_bytes).where(
+                    Item.library_id == library_id,
+                    Item.present.is_(True),
+                    Item.path_bytes.is_not(None),
+                )
+            ).all()
+        return {path: bytes(raw) for path, raw in rows if raw is not None}
+
     def item_id(self, library_id: int, path: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(
@@ -1015,11 +1029,15 @@ class Catalog:
     def iter_results(
         self, library_id: int, processor: str
     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """``(path, status, data)`` of the latest result of ``processor`` for each present item."""
+        """``(path, status, data)`` of the latest result of ``processor`` for each present item;
+        ``path`` is the real one (a name that is not UTF-8 as ``os.fsdecode`` gives it), so a
+        playlist written from it opens the file."""
+        undecodable = self.undecodable_paths(library_id)
         for path, _kind, status, data, _error in self.iter_export(
             library_id, processor, with_pending=False
         ):
-            yield path, status, data or {}
+            real = undecodable.get(path)
+            yield (path if real is None else os.fsdecode(real)), status, data or {}
 
     def iter_export(
         self,
@@ -1147,6 +1165,7 @@ class Catalog:
             rows = conn.execute(
                 select(
                     Item.path,
+                    Item.path_bytes,
                     Item.kind,
                     Item.size,
                     Result.status,
@@ -1165,7 +1184,9 @@ class Catalog:
     @staticmethod
     def _item_row(row: Any) -> dict[str, Any]:
         status = row.status or "pending"
+        odd = {} if row.path_bytes is None else names.undecodable(bytes(row.path_bytes))
         return {
+            **odd,
             "path": row.path,
             "kind": row.kind,
             "size": row.size,

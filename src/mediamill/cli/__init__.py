@@ -4,47 +4,59 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from mediamill.cli.common import Group
 
 app = typer.Typer(
     name="mediamill",
     help="Process big media libraries fast and safely: probe, audio analysis, VOD .strm export.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"mediamill {version('mediamill')}")
+        raise typer.Exit
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens (to stderr)."),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        show_default=False,
+        help="Log what happens to stderr (-vv: debug).",
+    ),
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    from rich.logging import RichHandler
+    from mediamill import logs
+    from mediamill.settings import load
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, console=_stderr())],
-    )
-
-
-def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logs.setup(level)  # reading the settings may warn (an unknown key)
+    logs.setup(level, load())
 
 
 def _register() -> None:
-    from mediamill.cli import data, jobs, run
+    from mediamill.cli import config, data, jobs, run
 
     run.register(app)
     data.register(app)
     jobs.register(app)
+    config.register(app)
     for optional in ("playlist", "serve", "watch"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])
@@ -58,10 +70,16 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    from mediamill.settings import ConfigError
+
     try:
         app()
     except KeyboardInterrupt:
         _exit(130)
+    except ConfigError as exc:  # one line per bad setting, never a traceback
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        _exit(2)
     except SystemExit as done:  # Typer ends every command this way
         _exit(done.code)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 import typer
@@ -15,14 +16,66 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mediamill.catalog.db import Catalog, CatalogError
 from mediamill.core import ItemRef, Outcome, Status
 from mediamill.engine.progress import Hook
 from mediamill.engine.progress import Progress as JobProgress
+from mediamill.stats import cause_of
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    """A terminal gets Rich's wrapping; a pipe or file gets whole lines (no 80-column wrap,
+    no cut table cells) unless ``COLUMNS`` asks for a width."""
+    made = Console(stderr=stderr)
+    if made.is_terminal or os.environ.get("COLUMNS"):
+        return made
+    return Console(stderr=stderr, width=100_000, soft_wrap=True)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+def _readable(params: list[Any]) -> list[Any]:
+    """Help as a user reads it: arguments by their upper-case names (``PROCESSOR TARGET``),
+    flags without a ``<bool>`` value, and a written ``[default: …]`` kept (Rich would take it
+    for markup and drop it)."""
+    for param in params:
+        if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+        elif isinstance(param, TyperOption):
+            if param.is_flag and param.metavar is None:
+                param.metavar = ""
+            if param.help and "\\[default:" not in param.help:
+                param.help = param.help.replace("[default:", "\\[default:")
+    return params
+
+
+class Command(TyperCommand):
+    """A command with :func:`_readable` help, and ``PROCESSOR TARGET`` in its usage line
+    rather than Typer's ``{processor} {target}``."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _readable(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
+class Group(TyperGroup):
+    """A command group with :func:`_readable` help."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _readable(super().get_params(ctx))
+
+
+def add_command(app: typer.Typer, function: Any, name: str | None = None) -> None:
+    """Register ``function`` as a command of ``app`` with the help of :class:`Command`."""
+    app.command(name, cls=Command)(function)
+
 
 DbOption = typer.Option(
     None,
@@ -65,6 +118,7 @@ class RichProgressHook(Hook):
         self.label = label
         self.failures: list[tuple[str, str]] = []
         self.failure_count = 0
+        self.causes: Counter[str] = Counter()
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -95,6 +149,7 @@ class RichProgressHook(Hook):
     def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
         if outcome.status is Status.FAILED:
             self.failure_count += 1
+            self.causes[cause_of(outcome.error)] += 1  # grouped: one key per cause
             if len(self.failures) < 20:
                 self.failures.append((item.path, outcome.error or "failed"))
 

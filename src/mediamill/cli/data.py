@@ -12,7 +12,8 @@ from typing import IO, Any
 
 import typer
 
-from mediamill.cli.common import DbOption, console, fail, open_catalog
+from mediamill.cli.common import DbOption, add_command, fail, open_catalog
+from mediamill.names import b64, shown_path
 from mediamill.settings import load
 
 
@@ -57,18 +58,23 @@ def export(
     catalog = open_catalog(load(db=db).db_url())
     library = _library_for(catalog, target)
     rows = catalog.iter_export(library.id, processor, kinds=kinds, status=status)
+    undecodable = catalog.undecodable_paths(library.id)
     out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
-        _write(out, fmt, rows)
+        _write(out, fmt, rows, undecodable)
     finally:
         if output:
             out.close()
 
 
-def _write(out: IO[str], fmt: Format, rows: Any) -> None:
+def _write(out: IO[str], fmt: Format, rows: Any, undecodable: dict[str, bytes]) -> None:
     def record(row: Any) -> dict[str, Any]:
         path, kind, status, data, error = row
-        return {"path": path, "kind": kind, "status": status, "error": error, "data": data}
+        rec = {"path": path, "kind": kind, "status": status, "error": error, "data": data}
+        real = undecodable.get(path)
+        if real is not None:  # the name is not UTF-8: its real bytes, losslessly
+            rec["path_bytes"] = b64(real)
+        return rec
 
     if fmt is Format.JSONL:
         for row in rows:
@@ -80,7 +86,7 @@ def _write(out: IO[str], fmt: Format, rows: Any) -> None:
         out.write("\n]\n")
     else:
         writer = csv.writer(out)
-        writer.writerow(["path", "kind", "status", "error", "data"])
+        writer.writerow(["path", "kind", "status", "error", "data", "path_bytes"])
         for row in rows:
             rec = record(row)
             writer.writerow(
@@ -90,6 +96,7 @@ def _write(out: IO[str], fmt: Format, rows: Any) -> None:
                     rec["status"],
                     rec["error"] or "",
                     json.dumps(rec["data"], ensure_ascii=False) if rec["data"] else "",
+                    rec.get("path_bytes", ""),
                 ]
             )
 
@@ -104,14 +111,19 @@ def show(
     for library in catalog.libraries():
         root = library.root.rstrip(os.sep) + os.sep
         if library.kind == "folder" and absolute.startswith(root):
-            rel = Path(os.path.relpath(absolute, library.root)).as_posix()
+            rel = shown_path(Path(os.path.relpath(absolute, library.root)).as_posix())
             found = catalog.item_results(library.id, rel)
             if found is not None:
-                console.print_json(data={"library": library.name, **found})
+                typer.echo(json.dumps({"library": library.name, **found}, indent=2, default=str))
                 return
+            how = "scan" if os.path.exists(absolute) else "check the path; or scan"
+            raise fail(
+                f"{file}: in library {library.name!r} but not in the catalog yet "
+                f"({how}: `mediamill scan {library.root}`)"
+            )
     raise fail(f"{file}: not in any scanned library (run `mediamill scan` on its folder)")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(export)
-    app.command()(show)
+    add_command(app, export)
+    add_command(app, show)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.table import Table
 
 from mediamill.catalog.db import Catalog
-from mediamill.cli.common import DbOption, console, fail, open_catalog
+from mediamill.cli.common import Command, DbOption, Group, console, fail, open_catalog
 from mediamill.jobs import manager
 from mediamill.settings import load
 
 jobs_app = typer.Typer(
-    help="List and control jobs (the same ones the API and web page show).", no_args_is_help=True
+    help="List and control jobs (the same ones the API and web page show).",
+    no_args_is_help=True,
+    cls=Group,
 )
 
 
-@jobs_app.command("list")
+@jobs_app.command("list", cls=Command)
 def list_(
     status: str | None = typer.Option(None, "--status", help="Only jobs in this state."),
     limit: int = typer.Option(20, "--limit", min=1),
@@ -26,7 +30,7 @@ def list_(
     catalog = open_catalog(load(db=db).db_url())
     jobs, total = manager.list_jobs(catalog, status=status, limit=limit)
     if as_json:
-        console.print_json(data={"total": total, "jobs": jobs})
+        typer.echo(json.dumps({"total": total, "jobs": jobs}))
         return
     table = Table(
         "id",
@@ -41,9 +45,10 @@ def list_(
         title=f"{total} job(s)",
         title_justify="left",
     )
+    whole = not console.is_terminal  # a script reading a pipe wants ids it can use
     for job in jobs:
         table.add_row(
-            job["job_id"][:8],
+            job["job_id"] if whole else job["job_id"][:8],
             job["status"],
             job["processor"],
             job["library"] or "",
@@ -67,14 +72,22 @@ def _resolve(catalog: Catalog, job_id: str) -> str:
     return str(found[0])
 
 
-@jobs_app.command()
-def show(job_id: str, db: str | None = DbOption) -> None:
-    """One job's status object, as JSON."""
+@jobs_app.command(cls=Command)
+def show(
+    job_id: str,
+    as_json: bool = typer.Option(False, "--json", help="One line of JSON (for scripts)."),
+    db: str | None = DbOption,
+) -> None:
+    """One job's status object, as JSON (indented on a terminal)."""
     catalog = open_catalog(load(db=db).db_url())
     try:
-        console.print_json(data=manager.get_job(catalog, _resolve(catalog, job_id)))
+        job = manager.get_job(catalog, _resolve(catalog, job_id))
     except manager.JobNotFound as exc:
         raise fail(f"no job {job_id}") from exc
+    if as_json or not console.is_terminal:
+        typer.echo(json.dumps(job))
+    else:
+        console.print_json(data=job)
 
 
 def _act(action: str, job_id: str, db: str | None) -> None:
@@ -91,25 +104,25 @@ def _act(action: str, job_id: str, db: str | None) -> None:
     )
 
 
-@jobs_app.command()
+@jobs_app.command(cls=Command)
 def pause(job_id: str, db: str | None = DbOption) -> None:
     """Pause a job after the items in progress; `resume` continues it."""
     _act("pause", job_id, db)
 
 
-@jobs_app.command()
+@jobs_app.command(cls=Command)
 def resume(job_id: str, db: str | None = DbOption) -> None:
     """Queue a paused job again (a coordinator, e.g. `mediamill serve`, picks it up)."""
     _act("resume", job_id, db)
 
 
-@jobs_app.command()
+@jobs_app.command(cls=Command)
 def cancel(job_id: str, db: str | None = DbOption) -> None:
     """Cancel a job; what was done is kept."""
     _act("cancel", job_id, db)
 
 
-@jobs_app.command()
+@jobs_app.command(cls=Command)
 def delete(job_id: str, db: str | None = DbOption) -> None:
     """Delete a finished job's record (its results stay in the catalog)."""
     catalog = open_catalog(load(db=db).db_url())

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mediamill import playlists
-from mediamill.cli.common import DbOption, fail, open_catalog
+from mediamill.cli.common import DbOption, add_command, fail, open_catalog
 from mediamill.core import Status
 
 
@@ -24,7 +24,7 @@ _RAMPS: dict[Ramp, playlists.EnergyRamp] = {Ramp.UP: "up", Ramp.DOWN: "down", Ra
 
 def register(app: typer.Typer) -> None:
     """Add the ``playlist`` command to ``app``."""
-    app.command("playlist")(playlist)
+    add_command(app, playlist, "playlist")
 
 
 def parse_bpm_range(text: str) -> tuple[float, float]:
@@ -73,6 +73,12 @@ def playlist(
         ]
     finally:
         catalog.close()
+    if not tracks:
+        raise fail(
+            f"{library_path}: no track has an audio analysis yet; "
+            f"run `mediamill run audio {library_path}` first",
+            code=1,
+        )
     try:
         result = playlists.build_playlist(
             tracks,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from mediamill import ops
 from mediamill.cli.common import (
     DbOption,
     RichProgressHook,
+    add_command,
     console,
     err_console,
     fail,
@@ -22,6 +24,7 @@ from mediamill.cli.common import (
 )
 from mediamill.jobs.status import JobStatus
 from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, load, private_data_dir
+from mediamill.stats import causes_line
 
 if TYPE_CHECKING:
     from rich.status import Status
@@ -87,6 +90,9 @@ def run(
     sets: list[str] = typer.Option([], "--set", help="Processor option KEY=VALUE (repeatable)."),
     failed_only: bool = typer.Option(False, "--failed", help="Only retry items that failed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print only the finished job's status object, as JSON."
+    ),
     db: str | None = DbOption,
 ) -> None:
     """Scan TARGET and run PROCESSOR over every item that is not fresh.
@@ -118,10 +124,11 @@ def run(
         **_parse_sets(sets),
     }
     options = {k: v for k, v in options.items() if v is not None}
+    say = err_console if as_json else console  # with --json, stdout is the JSON alone
     try:
         ops.validate_options(processor, options)
         library = ops.resolve_library(catalog, target, source_options=options)
-        with console.status(f"Reading {target} …", spinner="dots") as spinner:
+        with say.status(f"Reading {target} …", spinner="dots") as spinner:
             scanned = ops.refresh_library(
                 catalog,
                 library,
@@ -132,7 +139,8 @@ def run(
             )
     except Exception as exc:
         raise fail(str(exc)) from exc
-    console.print(_scan_line(library.name, scanned))
+    if not as_json:
+        console.print(_scan_line(library.name, scanned))
     selection = {"only": "failed"} if failed_only else {}
     job_id, resumed = ops.prepare_job(
         catalog,
@@ -143,8 +151,8 @@ def run(
         settings=settings,
     )
     if resumed:
-        console.print(f"Resuming interrupted job {job_id}")
-    hook = RichProgressHook(f"{processor} {library.name}", quiet=quiet)
+        say.print(f"Resuming interrupted job {job_id}")
+    hook = RichProgressHook(f"{processor} {library.name}", quiet=quiet or as_json)
     interrupted = {"n": 0}
 
     def on_sigint(_sig: int, _frame: Any) -> None:
@@ -164,7 +172,10 @@ def run(
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-    _print_outcome(job, hook)
+    if as_json:
+        typer.echo(json.dumps(job, default=str))
+    else:
+        _print_outcome(job, hook, _still_failed(catalog, job, processor, library.id))
     status = JobStatus(job["status"])
     if status is JobStatus.COMPLETED:
         return
@@ -197,7 +208,13 @@ def _scan_line(name: str, scanned: dict[str, Any]) -> str:
     return text
 
 
-def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
+def _still_failed(catalog: Any, job: dict[str, Any], processor: str, library_id: int) -> int:
+    """Items whose latest result is a failure from an earlier run (this run skipped them)."""
+    failed_now = catalog.count_results(processor, library_id).get("failed", 0)
+    return max(0, int(failed_now) - int(job["failed"]))
+
+
+def _print_outcome(job: dict[str, Any], hook: RichProgressHook, still_failed: int = 0) -> None:
     summary = job.get("summary") or {}
     if summary.get("dry_run"):
         console.print(
@@ -216,6 +233,10 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
     if summary.get("fresh_skipped"):
         line += f" ({summary['fresh_skipped']} already up to date)"
     console.print(line)
+    if still_failed:
+        console.print(
+            f"[yellow]{still_failed} still failed[/] from an earlier run (use --failed to retry)"
+        )
     if job.get("error"):
         err_console.print(f"[red]job failed:[/] {job['error']}")
     if hook.failures:
@@ -225,11 +246,31 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook) -> None:
         for path, cause in hook.failures[:10]:
             table.add_row(Text(path), Text(cause))  # paths are data, never Rich markup
         console.print(table)
+        console.print(Text("causes: " + causes_line(hook.causes.most_common())))
         if hook.failure_count > 10:
             console.print("  … `mediamill export PROCESSOR TARGET --status failed` lists them all")
-    finish = summary.get("finish")
-    if finish:
-        console.print(f"finish: {finish}", markup=False, highlight=False)
+    for text in finish_lines(summary.get("finish") or {}):
+        console.print(Text(text))
+
+
+def finish_lines(finish: dict[str, Any], shown: int = 10) -> list[str]:
+    """A processor's ``finish`` summary as lines a person reads: ``would remove: 3`` and the
+    first paths, not a Python dict. Empty lists and zero counts say nothing."""
+    lines = []
+    for key, value in finish.items():
+        label = key.replace("_", " ")
+        if isinstance(value, list):
+            if value:
+                lines.append(f"{label}: {len(value)}")
+                lines.extend(f"  {v}" for v in value[:shown])
+                if len(value) > shown:
+                    lines.append(f"  … and {len(value) - shown} more")
+        elif isinstance(value, dict):
+            if value:
+                lines.append(f"{label}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
+        elif value not in (None, 0, ""):
+            lines.append(f"{label}: {value}")
+    return lines
 
 
 def scan(
@@ -240,21 +281,26 @@ def scan(
         help="Accept a folder that is now empty: its files are recorded as missing "
         "(refused otherwise, as an unmounted share looks the same).",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the scan report as JSON."),
     db: str | None = DbOption,
 ) -> None:
     """Scan a folder into the catalog (incremental: new, changed and missing files)."""
     catalog = open_catalog(load(db=db).db_url())
+    say = err_console if as_json else console
     try:
         library = ops.resolve_library(catalog, str(path))
-        with console.status(f"Scanning {path} …") as spinner:
+        with say.status(f"Scanning {path} …") as spinner:
             progress = _scan_progress(spinner, f"Scanning {path}")
             report = ops.refresh_library(catalog, library, full=force, on_progress=progress)
     except Exception as exc:
         raise fail(str(exc)) from exc
+    kinds = catalog.library_counts(library.id)
+    if as_json:
+        typer.echo(json.dumps({"library": library.name, **report, "kinds": kinds}, default=str))
+        return
     console.print(_scan_line(library.name, report))
     for problem in report.get("problems", [])[:50]:
-        console.print(f"  [yellow]passed over[/] {problem['path']!r}: {problem['cause']}")
-    kinds = catalog.library_counts(library.id)
+        console.print(Text(f"  passed over {problem['path']!r}: {problem['cause']}"))
     console.print("  " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
 
 
@@ -290,12 +336,13 @@ def demo(
         sets=[],
         failed_only=False,
         quiet=False,
+        as_json=False,
         db=db,
     )
     console.print(f"\nNext: [bold]mediamill export probe {folder} --format jsonl[/]")
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
-    app.command()(scan)
-    app.command()(demo)
+    add_command(app, run)
+    add_command(app, scan)
+    add_command(app, demo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mediamill.cli.common import DbOption, console, err_console
+from mediamill.cli.common import DbOption, add_command, console, err_console
 
 
 def serve(
@@ -47,4 +47,4 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(serve)
+    add_command(app, serve)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mediamill.cli.common import DbOption, console, fail, open_catalog
+from mediamill.cli.common import DbOption, add_command, console, fail, open_catalog
 
 
 def watch(
@@ -102,4 +102,4 @@ def _specs(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(watch)
+    add_command(app, watch)

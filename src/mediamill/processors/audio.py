@@ -330,9 +330,12 @@ class AudioProcessor(Processor):
         """Build the essentia algorithms once per worker, and the optional model."""
         pin_threads()
         import essentia
+
+        # before essentia.standard: importing it logs "[ INFO ] MusicExtractorSVM: no
+        # classifier models…" once per worker otherwise
+        essentia.log.infoActive = False
         import essentia.standard as es
 
-        essentia.log.infoActive = False
         self._algorithms = {
             "rhythm": es.RhythmExtractor2013(method=self.rhythm),
             "key": es.KeyExtractor(profileType=self.key_profile),

@@ -32,6 +32,7 @@ import functools
 import importlib
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -135,6 +136,11 @@ class ProbeProcessor(Processor):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.use_mutagen = bool(self.options.get("mutagen", True))
+
+    def setup(self) -> None:
+        # Pillow warns about odd images (corrupt EXIF, truncated TIFF) through `warnings`,
+        # which prints them on the user's terminal; what a file holds is told by its result
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
     def process(self, item: ItemRef) -> dict[str, Any]:
         if item.abspath is None:

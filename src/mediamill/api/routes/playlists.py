@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
 
 from mediamill import playlists
 from mediamill.api.deps import CatalogDep, ReadAuth
 from mediamill.api.routes.libraries import library_or_404
 from mediamill.api.schemas import ERRORS
 from mediamill.core import Status
+from mediamill.names import shown_path
 
 router = APIRouter(prefix="/api", tags=["playlists"], responses=ERRORS)
 
@@ -64,15 +65,15 @@ def playlist(
     except (LookupError, ValueError) as exc:
         raise HTTPException(422, detail=str(exc).strip("'\"")) from exc
     if format == "m3u8":
-        return PlainTextResponse(
-            playlists.m3u8_text(result.tracks, lib.root, lib.root), media_type="audio/x-mpegurl"
-        )
+        text = playlists.m3u8_text(result.tracks, lib.root, lib.root)
+        # names that are not UTF-8 keep their real bytes, so a player opens them
+        return Response(text.encode("utf-8", "surrogateescape"), media_type="audio/x-mpegurl")
     return {
         "library": lib.name,
         "notes": result.notes,
         "tracks": [
             {
-                "path": t.path,
+                "path": shown_path(t.path),
                 "duration": t.duration,
                 "artist": t.artist,
                 "title": t.title,

@@ -818,11 +818,15 @@ function itemRow(item) {
     syncPageCheckbox();
   });
   const status = item.status || "not processed";
+  // a name that is not UTF-8 reads as its best guess, flagged, with the stored form on hover
+  const label = el("label", { for: id, class: "path", text: item.readable_path ?? item.path });
+  if (item.readable_path) label.title = `stored as ${item.path}`;
   const head = el(
     "div",
     { class: "item-head" },
     box,
-    el("label", { for: id, class: "path", text: item.path }),
+    label,
+    item.readable_path ? el("span", { class: "badge odd-name", text: "name not UTF-8" }) : null,
   );
   const facts = el(
     "div",
