@@ -341,7 +341,7 @@ def test_after_a_clean_walk_only_missing_titles_are_checked_until_a_full_walk_is
 
     provider.catalog.removed.add(REMOVED)
     printed = export(tmp_path, provider.xtream_spec, out)
-    assert "'cleanup_scope': 'files of missing entries'" in printed
+    assert "cleanup scope: files of missing entries" in printed
     assert all(path in printed for path in stale)
     assert stray_rel not in printed, "a targeted cleanup does not look for strays"
 
@@ -350,7 +350,7 @@ def test_after_a_clean_walk_only_missing_titles_are_checked_until_a_full_walk_is
     state["walked"] -= 2 * 24 * 3600  # the last full walk was two days ago
     (out / MARKER).write_text(json.dumps(marker), encoding="utf-8")
     printed = export(tmp_path, provider.xtream_spec, out, "--cleanup", "apply")
-    assert "'cleanup_scope': 'every file'" in printed
+    assert "cleanup scope: every file" in printed
     assert not stray.exists()
     assert not stray.parent.exists(), "the folder it leaves empty goes too"
     assert not any((out / path).exists() for path in stale)
