@@ -8,7 +8,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-from mediamill.settings import Settings, data_dir
+from mediamill.settings import Settings, data_dir, private_data_dir
 
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 #: what third-party libraries log below WARNING is their business, not the user's
@@ -47,6 +47,8 @@ def setup(stderr_level: int, settings: Settings | None = None) -> None:
     levels = [stderr_level]
     if path is not None and settings is not None:
         try:
+            if path.parent == data_dir() / "logs":
+                private_data_dir()  # made 0700 first: it holds the catalog and the token
             path.parent.mkdir(parents=True, exist_ok=True)
             rotating = logging.handlers.RotatingFileHandler(
                 path, maxBytes=5_000_000, backupCount=3, encoding="utf-8", delay=True
