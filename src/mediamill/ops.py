@@ -17,6 +17,7 @@ from mediamill.engine.runner import EngineOptions, Runner
 from mediamill.jobs import manager
 from mediamill.jobs.status import JobStatus
 from mediamill.processors import base as registry
+from mediamill.redact import job_secret_names, processor_secrets, secret_names, strip_secrets
 from mediamill.settings import Settings, load
 from mediamill.sources.folder import ScanReport, library_for_folder, scan_folder
 
@@ -150,7 +151,7 @@ def prepare_job(
             catalog.update_job(
                 job_id,
                 owner=manager.this_owner(),
-                options=dict(options),
+                options=job_options(options, processor),
                 heartbeat_at=utcnow(),
             )
             return job_id, True
@@ -165,13 +166,18 @@ def prepare_job(
     return job_id, False
 
 
-#: option names that hold secrets: used to read a source, never stored with a job
-SECRET_OPTIONS = frozenset({"username", "password", "token"})
+def job_options(options: Mapping[str, Any], processor: str | None = None) -> dict[str, Any]:
+    """The options a job record keeps: everything but secrets, at any depth (sources'
+    credentials, and ``processor``'s own secret options such as strm's ``refresh.token``)."""
+    names = secret_names() if processor is None else job_secret_names(processor)
+    kept: dict[str, Any] = strip_secrets(options, names)
+    return kept
 
 
-def job_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options a job record keeps: everything but credentials (the API shows jobs)."""
-    return {k: v for k, v in options.items() if k not in SECRET_OPTIONS}
+def job_secrets(processor: str, options: Mapping[str, Any]) -> Any:
+    """What of ``options`` the processor needs but a job never stores (for :func:`run_job`
+    in this process; a job run elsewhere reads its secrets from the environment)."""
+    return processor_secrets(registry.get(processor), options)
 
 
 def validate_options(processor: str, options: Mapping[str, Any]) -> None:
@@ -189,8 +195,10 @@ def run_job(
     settings: Settings | None = None,
     hooks: Sequence[Hook] = (),
     should_stop: Callable[[], str | None] | None = None,
+    secrets: Any = None,
 ) -> dict[str, Any]:
-    """Run a job to its end in this process; returns its final status object."""
+    """Run a job to its end in this process; returns its final status object. ``secrets``
+    (:func:`job_secrets`) are the processor's secret options, held in memory only."""
     settings = settings or load()
     defaults = EngineOptions(
         executor=settings.executor,
@@ -205,6 +213,7 @@ def run_job(
         hooks=hooks,
         should_stop=should_stop,
         executor_settings=settings.executors,
+        secrets=secrets,
     ).run()
     return manager.get_job(catalog, job_id)
 
@@ -223,10 +232,10 @@ def run(
     try:
         library = resolve_library(catalog, target, source_options=options)
         refresh_library(catalog, library, source_options=options, spec=target)
-        job_id, _ = prepare_job(
-            catalog, processor, library, options=job_options(options or {}), settings=settings
-        )
-        return run_job(catalog, job_id, settings=settings, hooks=hooks)
+        kept = job_options(options or {}, processor)
+        job_id, _ = prepare_job(catalog, processor, library, options=kept, settings=settings)
+        secrets = job_secrets(processor, options or {})
+        return run_job(catalog, job_id, settings=settings, hooks=hooks, secrets=secrets)
     finally:
         catalog.close()
 

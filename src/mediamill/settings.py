@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     #: ``m3u+file`` playlists must lie under one (the CLI, run by the user, is not limited).
     #: Environment: ``MEDIAMILL_ALLOWED_ROOTS=/srv/media:/home/me`` (or a JSON list)
     allowed_roots: Annotated[list[str], NoDecode] = Field(default_factory=default_allowed_roots)
+    #: modules whose ``module:Class`` processors an HTTP request may name (a module and its
+    #: submodules; comma-separated in ``MEDIAMILL_ALLOWED_PROCESSOR_MODULES``). Empty: none,
+    #: only the built-in and installed (entry-point) processors. The CLI is not limited.
+    allowed_processor_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: jobs: how many run at once per coordinator, lease length, record retention
     max_running_jobs: int = Field(default=1, ge=1)
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -107,6 +111,18 @@ class Settings(BaseSettings):
     log_file: str = ""
     #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}
     path_map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("allowed_processor_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -221,6 +221,63 @@ def test_invalid_requests_get_4xx_json(server: Server, library: Path) -> None:
             assert "detail" in response.json()
 
 
+def test_a_processor_module_not_allowed_by_the_settings_is_refused(
+    server: Server, library: Path
+) -> None:
+    """``module:Class`` in a request imports nothing unless the server allows the module
+    (this server allows ``tests.helpers``): 403 before any import, 422 for a class that is
+    not there, never 500."""
+    with server.client() as client:
+        _add_library(client, library)
+        for name, status in (
+            ("os:system", 403),
+            ("mediamill.processors.probe:ProbeProcessor", 403),
+            ("tests.helpersx.processors:Echo", 403),
+            ("tests.helpers.processors:NoSuchClass", 422),
+            ("tests.helpers.nosuchmodule:Echo", 422),
+            ("tests.helpers.processors:Echo", 201),
+        ):
+            response = client.post("/api/jobs", json={"processor": name, "library": "lib"})
+            assert response.status_code == status, (name, response.text)
+        refused = client.post("/api/jobs", json={"processor": "os:system", "library": "lib"})
+        assert refused.json()["detail"] == (
+            "processor module 'os' is not allowed on this server "
+            "(setting allowed_processor_modules)"
+        )
+
+
+def test_a_secret_option_is_never_served(server: Server, tmp_path: Path) -> None:
+    """strm's ``refresh.token`` sent with a job is neither stored nor served by
+    ``/api/jobs``, ``/api/jobs/{id}`` or ``/api/events``."""
+    token = "media-server-token-93124"  # noqa: S105 - a made-up token to look for
+    root = tmp_path / "vod"
+    make_files(root, ["a.bin"])
+    options = {
+        "output": str(tmp_path / "out"),
+        "refresh": {"kind": "jellyfin", "url": "http://127.0.0.1:9", "token": token},
+    }
+    with server.client() as client:
+        _add_library(client, root)
+        created = client.post(
+            "/api/jobs", json={"processor": "strm", "library": "lib", "options": options}
+        )
+        assert created.status_code == 201, created.text
+        job_id = created.json()["job_id"]
+        assert created.json()["options"]["refresh"] == {
+            "kind": "jellyfin",
+            "url": "http://127.0.0.1:9",
+        }
+        server.wait_job(job_id, {"completed", "failed"})
+        served = [client.get("/api/jobs").text, client.get(f"/api/jobs/{job_id}").text]
+        with client.stream("GET", "/api/events") as events:
+            for line in events.iter_lines():
+                served.append(line)
+                if line.startswith("data:") and job_id in line:
+                    break
+    assert all(token not in text for text in served)
+    assert any(job_id in text for text in served[2:]), "the event stream showed the job"
+
+
 def test_cancel_ends_a_running_job_within_5_seconds(server: Server, library: Path) -> None:
     with server.client() as client:
         _add_library(client, library)

@@ -52,6 +52,8 @@ class Server:
             "MEDIAMILL_API_TOKEN": TOKEN,
             # the tests' libraries and outputs live in the temp dir
             "MEDIAMILL_ALLOWED_ROOTS": tempfile.gettempdir(),
+            # the tests' own processors are named tests.helpers.processors:Class
+            "MEDIAMILL_ALLOWED_PROCESSOR_MODULES": "tests.helpers",
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }

@@ -1,4 +1,5 @@
-"""The catalog: engine set-up (SQLite WAL or PostgreSQL), migrations, and every query.
+"""The catalog: engine set-up (SQLite WAL or PostgreSQL), migrations, and the queries of
+libraries, items and results (the jobs' own are in jobs/manager.py).
 
 All reads that can be large are streamed in keyset pages; all writes are batched in one
 transaction per batch (never one commit per item).
@@ -1048,7 +1049,8 @@ class Catalog:
         with_pending: bool = True,
         status: str | None = None,
     ) -> Iterator[tuple[str, str, str, dict[str, Any] | None, str | None]]:
-        """``(path, kind, status, data, error)`` per present item, in path order, streamed."""
+        """``(path, kind, status, data, error)`` per present item, streamed in id order (the
+        order the items were first found)."""
         last = 0
         join = self._join(processor)
         cond = [Item.library_id == library_id, Item.present.is_(True)]

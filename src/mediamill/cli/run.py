@@ -146,7 +146,7 @@ def run(
         catalog,
         processor,
         library,
-        options=ops.job_options(options),
+        options=ops.job_options(options, processor),
         selection=selection,
         settings=settings,
     )
@@ -169,6 +169,7 @@ def run(
             settings=settings,
             hooks=[hook],
             should_stop=lambda: "pause" if interrupted["n"] else None,
+            secrets=ops.job_secrets(processor, options),
         )
     finally:
         signal.signal(signal.SIGINT, previous)

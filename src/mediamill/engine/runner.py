@@ -1,9 +1,8 @@
 """The runner: drives one job from the catalog to an executor and back.
 
-Pending items are streamed from the catalog page by page (never the whole selection), cut
-into batches, and kept in a bounded window on the executor. Outcomes are written back by this
-one thread in batched transactions, together with the job's counters, so a job stopped in
-any way (Ctrl-C, kill -9, power loss) resumes exactly where the catalog says it was.
+It joins the stages of ``stages.py`` (read pending → batch → throttle → dispatch → gather)
+to the single writer (``writer.py``), and obeys pause, cancel and a server's shutdown. See
+docs/architecture.md for the picture.
 """
 
 from __future__ import annotations
@@ -11,25 +10,34 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mediamill.catalog.db import Catalog, Selection
+from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.catalog.models import utcnow
+from mediamill.core import ItemRef, describe_error
 from mediamill.engine.progress import Hook, Hooks, Progress
+from mediamill.engine.stages import (
+    POLL_WAIT,
+    POLL_WAIT_RATED,
+    Dispatcher,
+    Meter,
+    batch_size_for,
+    batched,
+)
 from mediamill.engine.throttle import AdaptiveWindow, RateLimit
+from mediamill.engine.writer import Counters, Writer
 from mediamill.executors import base as executors
 from mediamill.jobs import manager
 from mediamill.jobs.status import JobStatus, transition
 from mediamill.processors import base as registry
-from mediamill.processors.base import FinishContext, ItemRef, Outcome, Status, describe_error
+from mediamill.processors.base import FinishContext, Processor
+from mediamill.redact import with_secrets
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 0.5  # seconds between catalog writes
-FLUSH_ITEMS = 1000  # ... or this many outcomes, whichever first
 PROGRESS_EVERY = 0.2
 CONTROL_EVERY = 0.25
 #: what a stop request turns a running job into; "requeue" is a server shutting down: the
@@ -57,11 +65,28 @@ class EngineOptions:
     window_per_worker: int = 2
 
     @classmethod
-    def from_job(cls, options: dict[str, Any], defaults: EngineOptions) -> EngineOptions:
+    def from_job(cls, options: Mapping[str, Any], defaults: EngineOptions) -> EngineOptions:
         values = {k: options[k] for k in manager.ENGINE_OPTIONS if options.get(k) is not None}
         merged = {f: getattr(defaults, f) for f in cls.__slots__}
         merged.update(values)
         return cls(**merged)
+
+
+@dataclass(slots=True)
+class _Job:
+    """One job's settled parts: its options, processor, items and where it stands."""
+
+    opts: EngineOptions
+    processor: type[Processor]
+    processor_options: dict[str, Any]
+    library: LibraryRef
+    selection: Selection
+    version: str
+    batch_size: int
+    counters: Counters
+    summary: dict[str, Any]
+    to_do: int
+    total: int
 
 
 class Runner:
@@ -76,6 +101,7 @@ class Runner:
         hooks: Sequence[Hook] = (),
         should_stop: Callable[[], str | None] | None = None,
         executor_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        secrets: Any = None,
     ) -> None:
         self.catalog = catalog
         self.job_id = job_id
@@ -84,6 +110,8 @@ class Runner:
         self.should_stop = should_stop or (lambda: None)
         #: ``{executor name: its settings}`` (``[executors.NAME]`` of mediamill.toml)
         self.executor_settings = dict(executor_settings or {})
+        #: the secret options this process was given for the job (never stored with it)
+        self.secrets = secrets
 
     def run(self) -> JobStatus:
         job = manager.get_job(self.catalog, self.job_id)
@@ -111,311 +139,245 @@ class Runner:
             return JobStatus.FAILED
 
     # ------------------------------------------------------------------ the job
-    def _run(self, job: dict[str, Any]) -> JobStatus:
-        opts = EngineOptions.from_job(job["options"], self.defaults)
-        processor_options = {
-            k: v for k, v in job["options"].items() if k not in manager.ENGINE_OPTIONS
-        }
+    def _run(self, record: dict[str, Any]) -> JobStatus:
+        job = self._settle(record)
+        progress = Progress(
+            self.job_id,
+            job.processor.name,
+            job.total,
+            job.counters.processed,
+            job.counters.ok,
+            job.counters.failed,
+            job.counters.skipped,
+            batch_size=job.opts.batch_size,
+        )
+        self.hooks.call("on_start", progress)
+        items = itertools.islice(self._read_pending(job), job.to_do)
+        if job.opts.dry_run and not job.processor.dry_run_processes:
+            return self._list_only(job, items, progress)
+        meter = Meter(progress)
+        stop_reason, actions = self._execute(job, items, meter)
+        meter.update(job.counters)
+        if job.opts.dry_run:
+            job.summary.update(dry_run=True, actions=dict(actions))
+        if stop_reason in STOP_STATES:
+            return self._end(STOP_STATES[stop_reason], job, progress, summary=job.summary)
+        return self._complete(job, progress, meter)
+
+    def _settle(self, record: dict[str, Any]) -> _Job:
+        """The job's options, processor, library and selection, and its counters: counted
+        afresh on its first start (items already fresh count as skipped), else as stored."""
+        options = record["options"]
+        opts = EngineOptions.from_job(options, self.defaults)
+        proc_cls = registry.get(record["processor"])
+        processor_options = {k: v for k, v in options.items() if k not in manager.ENGINE_OPTIONS}
+        processor_options = with_secrets(processor_options, self.secrets)
         processor_options["dry_run"] = opts.dry_run
-        proc_cls = registry.get(job["processor"])
-        if job["options"].get("workers") is None and proc_cls.default_workers:
+        if options.get("workers") is None and proc_cls.default_workers:
             opts.workers = proc_cls.default_workers
-        library = self.catalog.library(job["library_id"]) if job["library_id"] else None
+        library = self.catalog.library(record["library_id"]) if record["library_id"] else None
         if library is None:
             raise RuntimeError("the job's library no longer exists")
-        sel = job["selection"] or {}
+        sel = record["selection"] or {}
         selection = Selection(
             library_id=library.id,
             kinds=proc_cls.kinds,
             paths=tuple(sel["paths"]) if sel.get("paths") is not None else None,
             only=sel.get("only"),
         )
-        first_start = job["started_at"] is None
         version = registry.create(proc_cls.name, processor_options).result_version()
         pending = self.catalog.count_pending(
             selection, proc_cls.name, version, force=opts.force, job_id=self.job_id
         )
-        summary = dict(job["summary"] or {})
-        if first_start:
+        counters, summary, to_do = self._count(record, opts, selection, pending)
+        asked = opts.batch_size
+        if options.get("batch_size") is None and proc_cls.batch_size:
+            asked = proc_cls.batch_size
+        return _Job(
+            opts=opts,
+            processor=proc_cls,
+            processor_options=processor_options,
+            library=library,
+            selection=selection,
+            version=version,
+            batch_size=batch_size_for(
+                asked=asked, to_do=to_do, workers=opts.workers, rate=opts.rate
+            ),
+            counters=counters,
+            summary=summary,
+            to_do=to_do,
+            total=counters.processed + to_do,
+        )
+
+    def _count(
+        self, record: dict[str, Any], opts: EngineOptions, selection: Selection, pending: int
+    ) -> tuple[Counters, dict[str, Any], int]:
+        summary = dict(record["summary"] or {})
+        if record["started_at"] is None:
             in_selection = self.catalog.count_selection(selection)
             fresh = max(0, in_selection - pending) if selection.only is None else 0
             to_do = pending if opts.limit is None else min(pending, opts.limit)
             summary["fresh_skipped"] = fresh
-            counters = {"processed": fresh, "ok": 0, "failed": 0, "skipped": fresh}
-            total = fresh + to_do
+            counters = Counters(processed=fresh, skipped=fresh)
             self._save(
                 started_at=utcnow(),
-                total_items=total,
+                total_items=fresh + to_do,
                 processed_items=fresh,
                 skipped=fresh,
                 summary=summary,
             )
-        else:
-            counters = {
-                "processed": job["processed_items"],
-                "ok": job["succeeded"],
-                "failed": job["failed"],
-                "skipped": job["skipped"],
-            }
-            done_here = counters["processed"] - summary.get("fresh_skipped", 0)
-            to_do = pending if opts.limit is None else max(0, min(pending, opts.limit - done_here))
-            total = counters["processed"] + to_do
-            self._save(total_items=total)
-
-        progress = Progress(
-            self.job_id,
-            proc_cls.name,
-            total,
-            counters["processed"],
-            counters["ok"],
-            counters["failed"],
-            counters["skipped"],
-            batch_size=opts.batch_size,
+            return counters, summary, to_do
+        counters = Counters(
+            record["processed_items"], record["succeeded"], record["failed"], record["skipped"]
         )
-        self.hooks.call("on_start", progress)
+        done_here = counters.processed - summary.get("fresh_skipped", 0)
+        to_do = pending if opts.limit is None else max(0, min(pending, opts.limit - done_here))
+        self._save(total_items=counters.processed + to_do)
+        return counters, summary, to_do
 
-        items: Iterator[ItemRef] = self.catalog.iter_pending(
-            selection,
-            proc_cls.name,
-            version,
-            root=library.root,
-            force=opts.force,
+    def _read_pending(self, job: _Job) -> Iterator[ItemRef]:
+        """Stage 1: the items that still need the processor, a catalog page at a time."""
+        return self.catalog.iter_pending(
+            job.selection,
+            job.processor.name,
+            job.version,
+            root=job.library.root,
+            force=job.opts.force,
             job_id=self.job_id,
-            with_previous=proc_cls.wants_previous,
+            with_previous=job.processor.wants_previous,
         )
-        items = itertools.islice(items, to_do)
-        actions: Counter[str] = Counter()
 
-        if opts.dry_run and not proc_cls.dry_run_processes:
-            would = [item.path for item in items]
-            summary.update(dry_run=True, would_process=len(would), sample=would[:50])
-            progress.status = str(JobStatus.COMPLETED)
-            transition(
-                self.catalog,
-                self.job_id,
-                JobStatus.COMPLETED,
-                summary=summary,
-                total_items=counters["processed"] + len(would),
-            )
-            self.hooks.call("on_finish", progress)
-            return JobStatus.COMPLETED
+    def _list_only(self, job: _Job, items: Iterator[ItemRef], progress: Progress) -> JobStatus:
+        """A dry run of a processor that cannot describe its changes: list what it would
+        process."""
+        would = [item.path for item in items]
+        job.summary.update(dry_run=True, would_process=len(would), sample=would[:50])
+        return self._end(
+            JobStatus.COMPLETED,
+            job,
+            progress,
+            summary=job.summary,
+            total_items=job.counters.processed + len(would),
+        )
 
-        # made and started at the first batch: an unchanged re-run starts no pool
-        executor: executors.Executor | None = None
-        job_spec = executors.ExecutorJob(
-            proc_cls.name,
-            processor_options,
-            work=proc_cls.work,
+    def _execute(
+        self, job: _Job, items: Iterator[ItemRef], meter: Meter
+    ) -> tuple[str | None, Counter[str]]:
+        """Stages 2-6 until the items run out or a stop is asked for; returns the stop
+        reason and, in a dry run, the actions the processor reported."""
+        opts = job.opts
+        spec = executors.ExecutorJob(
+            job.processor.name,
+            job.processor_options,
+            work=job.processor.work,
             workers=opts.workers,
             item_timeout=opts.item_timeout,
         )
-        batch_size = opts.batch_size
-        if job["options"].get("batch_size") is None and proc_cls.batch_size:
-            batch_size = proc_cls.batch_size
-        # at least ~4 batches per worker, so a short job still keeps every worker busy
-        batch_size = max(1, min(batch_size, -(-to_do // (opts.workers * 4))))
-        if opts.rate:
-            batch_size = max(1, min(batch_size, int(opts.rate / max(1, opts.workers))))
-        batches = _batched(items, batch_size)
-        rate_limit = RateLimit(opts.rate)
-        window = AdaptiveWindow(opts.workers * opts.window_per_worker, opts.adaptive_latency)
-        in_flight: dict[int, ItemRef] = {}
-        buffer: list[Outcome] = []
-        busy: dict[str, float] = defaultdict(float)
-        started = time.monotonic()
-        last_flush = last_progress = last_control = started
-        rate_window: list[tuple[float, int]] = [(started, counters["processed"])]
-        stop_reason: str | None = None
-        exhausted = False
-        next_batch: list[ItemRef] | None = None
-
-        def flush(force_write: bool = False) -> None:
-            nonlocal last_flush
-            if not buffer and not force_write:
-                return
-            values = {
-                "processed_items": counters["processed"],
-                "succeeded": counters["ok"],
-                "failed": counters["failed"],
-                "skipped": counters["skipped"],
-                "rate": progress.rate,
-                "eta_seconds": progress.eta_seconds,
-                "heartbeat_at": utcnow(),
-            }
-            if opts.dry_run:
-                self.catalog.write_outcomes(
-                    [],
-                    processor=proc_cls.name,
-                    version=version,
-                    job_id=self.job_id,
-                    fingerprints={},
-                    job_values=values,
-                )
-            else:
-                fps = {o.item_id: in_flight[o.item_id].fingerprint for o in buffer}
-                refused = self.catalog.write_outcomes(
-                    buffer,
-                    processor=proc_cls.name,
-                    version=version,
-                    job_id=self.job_id,
-                    fingerprints=fps,
-                    job_values=values,
-                )
-                # an item update the writer refused turned its outcome into a failure
-                counters["ok"] -= len(refused)
-                counters["failed"] += len(refused)
-            for o in buffer:
-                in_flight.pop(o.item_id, None)
-            buffer.clear()
-            last_flush = time.monotonic()
-
-        try:
-            while True:
-                now = time.monotonic()
-                if now - last_control >= CONTROL_EVERY and stop_reason is None:
-                    last_control = now
-                    stop_reason = self.should_stop() or manager.heartbeat(self.catalog, self.job_id)
-                    if stop_reason and executor is not None:
-                        for item_id in executor.abandon():
-                            in_flight.pop(item_id, None)
-                # fill the window
-                while stop_reason is None and not exhausted:
-                    outstanding = 0 if executor is None else executor.pending_items()
-                    if outstanding >= window.size * batch_size:
-                        break
-                    if next_batch is None:
-                        next_batch = next(batches, None)
-                        if next_batch is None:
-                            exhausted = True
-                            break
-                    if rate_limit.delay(len(next_batch)) > 0:
-                        break
-                    for item in next_batch:
-                        in_flight[item.id] = item
-                    if executor is None:
-                        executor = executors.create(opts.executor, job_spec, self.executor_settings)
-                        executor.start()
-                    executor.submit(next_batch)
-                    next_batch = None
-                if executor is None:  # nothing submitted yet: done, or held by --rate
-                    if exhausted or stop_reason:
-                        break
-                    time.sleep(0.05)
-                    continue
-                if executor.pending_items() == 0 and (exhausted or stop_reason):
-                    break
-                wait = 0.05 if opts.rate else 0.1
-                polled = time.monotonic()
-                outcomes = executor.poll(wait)
-                polled = time.monotonic() - polled
-                for outcome in outcomes:
-                    done_item = in_flight.get(outcome.item_id)
-                    if done_item is None:
-                        continue
-                    counters["processed"] += 1
-                    key = {"ok": "ok", "failed": "failed", "skipped": "skipped"}[outcome.status]
-                    counters[key] += 1
-                    busy[outcome.worker] += outcome.duration
-                    window.observe(outcome.duration)
-                    if opts.dry_run:
-                        in_flight.pop(outcome.item_id, None)
-                        if outcome.data and "action" in outcome.data:
-                            actions[str(outcome.data["action"])] += 1
-                    else:
-                        buffer.append(outcome)
-                    self.hooks.call("on_outcome", done_item, outcome)
-                # the executor's own cadence; a rate limit needs the runner back in time
-                delay = 0.0 if opts.rate else executor.gather_delay(outcomes, polled)
-                if delay > 0:
-                    time.sleep(delay)
-                now = time.monotonic()
-                if now - last_progress >= PROGRESS_EVERY:
-                    last_progress = now
-                    self._update_progress(
-                        progress, counters, total, started, now, busy, rate_window
-                    )
-                    progress.in_flight = executor.pending_items()
-                    self.hooks.call("on_progress", progress)
-                if len(buffer) >= FLUSH_ITEMS or now - last_flush >= FLUSH_EVERY:
-                    flush(force_write=True)
-        finally:
-            flush()
-            if executor is not None:
-                executor.stop()
-
-        now = time.monotonic()
-        self._update_progress(progress, counters, total, started, now, busy, rate_window)
-        if opts.dry_run:
-            summary.update(dry_run=True, actions=dict(actions))
-        if stop_reason in STOP_STATES:
-            end = STOP_STATES[stop_reason]
-            flush(force_write=True)
-            transition(self.catalog, self.job_id, end, summary=summary)
-            progress.status = str(end)
-            self.hooks.call("on_finish", progress)
-            return end
-
-        processor = registry.create(proc_cls.name, processor_options)
-        ctx = FinishContext(
-            library_root=library.root,
-            job_id=self.job_id,
-            options=processor_options,
-            dry_run=opts.dry_run,
-            counters=dict(counters),
-            catalog=self.catalog,
-            library_id=library.id,
+        dispatcher = Dispatcher(
+            lambda: executors.create(opts.executor, spec, self.executor_settings),
+            batched(items, job.batch_size),
+            batch_size=job.batch_size,
+            window=AdaptiveWindow(opts.workers * opts.window_per_worker, opts.adaptive_latency),
+            rate_limit=RateLimit(opts.rate),
         )
-        finished = processor.finish(ctx)
-        if finished:
-            summary["finish"] = finished
-        summary["elapsed"] = round(now - started, 3)
-        transition(
+        writer = Writer(
             self.catalog,
-            self.job_id,
+            job_id=self.job_id,
+            processor=job.processor.name,
+            version=job.version,
+            dry_run=opts.dry_run,
+            counters=job.counters,
+            extra_values=lambda: dict(meter.job_values()),
+        )
+        actions: Counter[str] = Counter()
+        stop_reason: str | None = None
+        try:
+            stop_reason = self._loop(job, dispatcher, writer, meter, actions)
+        finally:
+            if writer.pending:
+                writer.flush()
+            dispatcher.stop()
+        if stop_reason is not None:
+            writer.flush()
+        return stop_reason, actions
+
+    def _loop(
+        self,
+        job: _Job,
+        dispatcher: Dispatcher,
+        writer: Writer,
+        meter: Meter,
+        actions: Counter[str],
+    ) -> str | None:
+        wait = POLL_WAIT_RATED if job.opts.rate else POLL_WAIT
+        stop_reason: str | None = None
+        last_control = last_progress = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if stop_reason is None and now - last_control >= CONTROL_EVERY:
+                last_control = now
+                stop_reason = self.should_stop() or manager.heartbeat(self.catalog, self.job_id)
+                if stop_reason:
+                    dispatcher.abandon()
+            if stop_reason is None:
+                dispatcher.fill()
+            if dispatcher.pending() == 0 and (dispatcher.exhausted or stop_reason):
+                return stop_reason
+            done, delay = dispatcher.gather(wait)
+            for item, outcome in done:
+                writer.add(item, outcome)
+                meter.observe(outcome)
+                if job.opts.dry_run and outcome.data and "action" in outcome.data:
+                    actions[str(outcome.data["action"])] += 1
+                self.hooks.call("on_outcome", item, outcome)
+            if delay > 0 and not job.opts.rate:  # a rate limit needs the runner back in time
+                time.sleep(delay)
+            if time.monotonic() - last_progress >= PROGRESS_EVERY:
+                last_progress = time.monotonic()
+                progress = meter.update(job.counters)
+                progress.in_flight = dispatcher.pending()
+                self.hooks.call("on_progress", progress)
+            if writer.due():
+                writer.flush()
+
+    def _complete(self, job: _Job, progress: Progress, meter: Meter) -> JobStatus:
+        """The processor's ``finish`` (once per job, here), then the job completes."""
+        ctx = FinishContext(
+            library_root=job.library.root,
+            job_id=self.job_id,
+            options=job.processor_options,
+            dry_run=job.opts.dry_run,
+            counters={
+                "processed": job.counters.processed,
+                "ok": job.counters.ok,
+                "failed": job.counters.failed,
+                "skipped": job.counters.skipped,
+            },
+            catalog=self.catalog,
+            library_id=job.library.id,
+        )
+        finished = registry.create(job.processor.name, job.processor_options).finish(ctx)
+        if finished:
+            job.summary["finish"] = finished
+        job.summary["elapsed"] = round(progress.elapsed, 3)
+        return self._end(
             JobStatus.COMPLETED,
-            summary=summary,
-            processed_items=counters["processed"],
-            succeeded=counters["ok"],
-            failed=counters["failed"],
-            skipped=counters["skipped"],
+            job,
+            progress,
+            summary=job.summary,
+            **job.counters.as_job_values(),
             rate=progress.rate,
             eta_seconds=0.0,
         )
-        progress.status = str(JobStatus.COMPLETED)
+
+    def _end(self, status: JobStatus, job: _Job, progress: Progress, **values: Any) -> JobStatus:
+        transition(self.catalog, self.job_id, status, **values)
+        progress.status = str(status)
         self.hooks.call("on_finish", progress)
-        return JobStatus.COMPLETED
+        return status
 
     def _save(self, **values: Any) -> None:
         self.catalog.update_job(self.job_id, **values)
 
-    @staticmethod
-    def _update_progress(
-        progress: Progress,
-        counters: dict[str, int],
-        total: int,
-        started: float,
-        now: float,
-        busy: dict[str, float],
-        rate_window: list[tuple[float, int]],
-    ) -> None:
-        progress.processed, progress.ok = counters["processed"], counters["ok"]
-        progress.failed, progress.skipped = counters["failed"], counters["skipped"]
-        progress.elapsed = now - started
-        # rate over the last ~10 s, so the ETA follows the current speed
-        rate_window.append((now, counters["processed"]))
-        while len(rate_window) > 2 and now - rate_window[0][0] > 10:
-            rate_window.pop(0)
-        t0, n0 = rate_window[0]
-        progress.rate = (counters["processed"] - n0) / (now - t0) if now > t0 else 0.0
-        left = max(0, total - counters["processed"])
-        progress.eta_seconds = left / progress.rate if progress.rate > 0 else None
-        elapsed = max(progress.elapsed, 1e-9)
-        progress.busy = {w: round(min(1.0, s / elapsed), 3) for w, s in sorted(busy.items())}
 
-
-def _batched(items: Iterator[ItemRef], size: int) -> Iterator[list[ItemRef]]:
-    while batch := list(itertools.islice(items, size)):
-        yield batch
-
-
-__all__ = ["EngineOptions", "Runner", "Status"]
+__all__ = ["EngineOptions", "Runner"]

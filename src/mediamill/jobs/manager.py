@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from mediamill.catalog.db import Catalog
 from mediamill.catalog.models import Job, Library, Result, utcnow
 from mediamill.jobs.status import FINISHED, JobStatus, transition
+from mediamill.redact import job_secret_names, strip_secrets
 
 #: job options the engine understands (everything else goes to the processor)
 ENGINE_OPTIONS = (
@@ -70,7 +71,8 @@ def create_job(
     status: JobStatus = JobStatus.QUEUED,
 ) -> str:
     """A new job. Created ``running`` (owned by this process) when the caller runs it now, so
-    no coordinator sharing the catalog can claim it first; ``queued`` otherwise."""
+    no coordinator sharing the catalog can claim it first; ``queued`` otherwise. Secret
+    options are not stored (``mediamill.redact``)."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     owned = {"owner": this_owner(), "heartbeat_at": now} if status is JobStatus.RUNNING else {}
@@ -81,7 +83,7 @@ def create_job(
                 processor=processor,
                 library_id=library_id,
                 selection=dict(selection or {}),
-                options=dict(options or {}),
+                options=strip_secrets(dict(options or {}), job_secret_names(processor)),
                 priority=priority,
                 status=str(status),
                 created_at=now,
@@ -101,7 +103,7 @@ def as_dict(job: Job, library: str | None, rate_fallback: float = 0.0) -> dict[s
         "library": library,
         "library_id": job.library_id,
         "selection": job.selection,
-        "options": job.options,
+        "options": strip_secrets(job.options or {}, job_secret_names(job.processor)),
         "priority": job.priority,
         "total_items": total,
         "processed_items": done,

@@ -100,6 +100,10 @@ class Processor:
     result_options: ClassVar[tuple[str, ...]] = ()
     #: hand each item the data of its last result (``ItemRef.previous``)
     wants_previous: ClassVar[bool] = False
+    #: options that hold secrets, as dotted paths (``refresh.token``): never stored with a
+    #: job nor shown by the API (``mediamill.redact``); a key of that name is removed at any
+    #: depth of the options
+    secret_options: ClassVar[tuple[str, ...]] = ()
 
     def result_version(self) -> str:
         """The version stored with results: ``version``, plus a digest of the
@@ -152,7 +156,7 @@ def register(cls: type[Processor]) -> type[Processor]:
 def _load(target: str) -> type[Processor]:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
-    cls = getattr(module, attr)
+    cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Processor)):
         raise TypeError(f"{target} is not a Processor subclass")
     return cls

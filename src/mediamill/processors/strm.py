@@ -99,6 +99,9 @@ class StrmProcessor(Processor):
     wants_previous = True
     # another output folder, layout or URL base makes other files: results made for the old
     # ones are not fresh
+    #: the media server's token: used by this run, never stored (a job run by the server
+    #: reads it from ``MEDIAMILL_REFRESH_TOKEN``)
+    secret_options = ("refresh.token",)
     result_options = (
         "output",
         "movies_dir",

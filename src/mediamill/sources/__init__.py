@@ -40,6 +40,14 @@ _DISPATCHARR_OPTIONS = {
     "backoff", "timeout", "on_series_error",
 }  # fmt: skip
 _M3U_OPTIONS = {"default_kind", "request_rate", "retries", "backoff", "timeout"}
+#: each family's options that hold secrets: read by the source, never stored with a job nor
+#: shown by the API (``mediamill.redact``)
+SECRET_OPTIONS: dict[str, tuple[str, ...]] = {
+    "xtream": ("username", "password"),
+    "dispatcharr": ("token",),
+    "m3u": (),
+}
+_SECRET_NAMES = frozenset(name for names in SECRET_OPTIONS.values() for name in names)
 
 
 def source_options(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def source_options(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
         "xtream": _XTREAM_OPTIONS,
         "dispatcharr": _DISPATCHARR_OPTIONS,
         "m3u": _M3U_OPTIONS,
-    }.get(family, set()) | {"username", "password", "token"}
+    }.get(family, set()) | _SECRET_NAMES
     return {k: v for k, v in options.items() if k in allowed}
 
 
@@ -61,7 +69,7 @@ def is_source_spec(spec: str) -> bool:
 
 
 def _pick(options: Mapping[str, Any], allowed: set[str], kind: str) -> dict[str, Any]:
-    unknown = set(options) - allowed - {"username", "password", "token"}
+    unknown = set(options) - allowed - _SECRET_NAMES
     if unknown:
         raise ValueError(f"unknown {kind} source options: {', '.join(sorted(unknown))}")
     picked = {k: v for k, v in options.items() if k in allowed}

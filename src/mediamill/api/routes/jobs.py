@@ -37,11 +37,14 @@ async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) ->
     """Queue a job; a folder library is scanned first (incrementally). The library, and the
     files and folders the options name (``output``, ``report``, ``model_path``), must lie
     under the server's ``allowed_roots`` (403); a report goes to the data dir or the output."""
+    module_allowed_or_403(body.processor, settings.allowed_processor_modules)
     try:
         proc_cls = registry.get(body.processor)
-    except (registry.UnknownProcessor, ImportError, TypeError) as exc:
+    except (registry.UnknownProcessor, ImportError, TypeError, AttributeError) as exc:
         raise HTTPException(422, detail=str(exc)) from exc
-    options = ops.job_options(body.options.model_dump(exclude_none=True) if body.options else {})
+    options = ops.job_options(
+        body.options.model_dump(exclude_none=True) if body.options else {}, proc_cls.name
+    )
     try:
         ops.validate_options(proc_cls.name, options)
     except (ValueError, TypeError) as exc:
@@ -63,6 +66,21 @@ async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) ->
     except Exception as exc:
         raise HTTPException(422, detail=f"scan failed: {exc}") from exc
     return await run_in_threadpool(_queue, catalog, proc_cls, lib, selection, options, body)
+
+
+def module_allowed_or_403(processor: str, allowed: list[str]) -> None:
+    """A processor named ``module:Class`` is imported only when the server's settings allow
+    its module (``allowed_processor_modules``): a request must not import any installed
+    module. Checked before anything is imported."""
+    if ":" not in processor:
+        return
+    module = processor.partition(":")[0]
+    if not any(module == root or module.startswith(root + ".") for root in allowed):
+        raise HTTPException(
+            403,
+            detail=f"processor module {module!r} is not allowed on this server "
+            "(setting allowed_processor_modules)",
+        )
 
 
 def _checked_paths(lib: LibraryRef, items: list[str]) -> list[str]:
