@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from mediamill.catalog.db import Catalog
+from mediamill.credentials import MissingCredentials, fill, marker
 from mediamill.sources import SourceEntry, SourceError, is_source_spec, open_source
 from mediamill.sources._http import RateLimiter
 from mediamill.sources._vod import flag_duplicates, mark_ambiguous, movie_group
-from mediamill.sources.credentials import MissingCredentials, fill, marker
 from mediamill.testing.vodserver import RawJson, VodServer, make_catalog
 
 FAST = {"backoff": 0.001, "request_rate": 0}

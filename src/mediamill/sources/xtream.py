@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import ijson  # type: ignore[import-untyped]
 
-from mediamill.sources import credentials
+from mediamill import credentials
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
     AnswerSpool,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mediamill.sources import credentials
+from mediamill import credentials
 from mediamill.strm import nfo
 from mediamill.strm.names import (
     DEFAULT_STRIP_PREFIX,
