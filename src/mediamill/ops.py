@@ -215,6 +215,8 @@ def run_job(
         executor_settings=settings.executors,
         secrets=secrets,
     ).run()
+    # the job's record went with a deleted or replaced catalog file: say so, not "completed"
+    catalog.check_file()
     return manager.get_job(catalog, job_id)
 
 

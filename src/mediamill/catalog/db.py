@@ -29,7 +29,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    insert,
+    inspect,
     or_,
     select,
     text,
@@ -85,9 +85,10 @@ def fingerprint_meta(meta: Mapping[str, Any]) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # the wait first: switching a new file to WAL needs a lock another process may hold
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -114,50 +115,95 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the catalog to the newest schema (Alembic), skipping Alembic when already there."""
-    with engine.connect() as conn:
-        try:
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception:  # noqa: BLE001 - no table yet means a new catalog
-            conn.rollback()
-            current = None
-    if current == HEAD_REVISION:
-        return
-    if current is None and engine.dialect.name == "sqlite" and _is_empty(engine):
-        _create_current_schema(engine)
-        return
-    from alembic import command
-    from alembic.config import Config
+def _sqlite_file(engine: Engine) -> str | None:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    return os.path.abspath(path) if path and path != ":memory:" else None
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+#: the PostgreSQL advisory lock that lets one process at a time create or migrate a catalog
+MIGRATION_LOCK = 0x6D656469616D696C  # "mediamil"
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the catalog to the newest schema (Alembic), skipping Alembic when already there.
+
+    Processes that open a new or outdated catalog at once (two commands on a new data dir, two
+    servers on a fresh PostgreSQL database) take turns: a PostgreSQL advisory lock, or a lock
+    file beside a SQLite file. The first creates or migrates it; the next finds it current.
+    """
+    if _revision(engine) == HEAD_REVISION:
+        return
+    with _migration_turn(engine) as conn:
+        current = _revision(conn)
+        if current == HEAD_REVISION:
+            return
+        if current is None and engine.dialect.name == "sqlite" and _is_empty(conn):
+            _create_current_schema(conn)
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
 
-def _is_empty(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return not conn.execute(text("SELECT name FROM sqlite_master LIMIT 1")).first()
+def _revision(bind: Engine | Connection) -> str | None:
+    """The catalog's Alembic revision; ``None`` for a new catalog (no version table)."""
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(bind.connect()) if isinstance(bind, Engine) else bind
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return str(value) if value else None
 
 
-def _create_current_schema(engine: Engine) -> None:
+@contextmanager
+def _migration_turn(engine: Engine) -> Iterator[Connection]:
+    """A transaction that no other process creating or migrating this catalog runs beside."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            yield conn
+        return
+    path = engine.url.database
+    with contextlib.ExitStack() as stack:
+        if path and path != ":memory:":
+            import fcntl
+
+            lock = stack.enter_context(open(f"{path}.lock", "a+b"))
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield stack.enter_context(engine.begin())
+
+
+def _is_empty(conn: Connection) -> bool:
+    return not conn.execute(text("SELECT name FROM sqlite_master LIMIT 1")).first()
+
+
+def _create_current_schema(conn: Connection) -> None:
     """A new embedded catalog: the models' tables at the head revision, in one transaction.
 
     This is Alembic's "create from scratch, then stamp" recipe, without importing Alembic:
     the first ``mediamill run`` starts 0.2 s sooner. A contract test checks that migrating
     step by step gives the very same schema.
     """
-    with engine.begin() as conn:
-        Base.metadata.create_all(conn)
-        conn.execute(
-            text(
-                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-            )
+    Base.metadata.create_all(conn)
+    conn.execute(
+        text(
+            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
         )
-        conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION})
+    )
+    conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD_REVISION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +232,22 @@ class Catalog:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
         self._write_lock = threading.Lock()
+        self._file = _sqlite_file(engine)
+        self._identity = _identity(self._file) if self._file else None
+
+    def check_file(self) -> None:
+        """Raise :class:`CatalogError` if the SQLite file was deleted or replaced since it
+        was opened: the connections still write into the old file, so whatever a job does
+        from then on is lost, while it would seem to succeed."""
+        if self._file is None or self._identity is None:
+            return
+        now = _identity(self._file)
+        if now != self._identity:
+            how = "deleted" if now is None else "replaced"
+            raise CatalogError(
+                f"the catalog {self._file} was {how} while in use: what was written to it "
+                "since is lost"
+            )
 
     @classmethod
     def open(cls, url: str | None = None) -> Catalog:
@@ -227,15 +289,20 @@ class Catalog:
         if found:
             return found
         base = name or Path(root).name or root
-        with self.engine.begin() as conn:
-            candidate, n = base, 1
-            while conn.execute(select(Library.id).where(Library.name == candidate)).first():
-                n += 1
-                candidate = f"{base}-{n}"
-            conn.execute(insert(Library).values(name=candidate, root=root, kind=kind))
-        found = self.library_by_root(root)
-        assert found is not None
-        return found
+        for n in range(1, 1000):
+            candidate = base if n == 1 else f"{base}-{n}"
+            with self.engine.begin() as conn:
+                # nothing when the name is taken, or when another process has just added the
+                # same root (two commands on a new library): then that one is the library
+                conn.execute(
+                    self._insert(Library)
+                    .values(name=candidate, root=root, kind=kind)
+                    .on_conflict_do_nothing()
+                )
+            found = self.library_by_root(root)
+            if found:
+                return found
+        raise CatalogError(f"no free library name like {base!r}")
 
     def _library(self, where: Any) -> LibraryRef | None:
         with self.engine.connect() as conn:
@@ -366,7 +433,11 @@ class Catalog:
             {"library_id": library_id, "first_seen": now, "last_changed": now, **r} for r in rows
         ]
         with self.engine.begin() as conn:
-            conn.execute(insert(Item), values)
+            # another scan of the same new files at the same moment may have inserted them
+            conn.execute(
+                self._insert(Item).on_conflict_do_nothing(index_elements=["library_id", "path"]),
+                values,
+            )
             ids = (
                 conn.execute(
                     select(Item.id).where(
@@ -918,6 +989,7 @@ class Catalog:
         """
         if not outcomes and not job_values:
             return []
+        self.check_file()
         now = utcnow()
         refused: list[int] = []
         with self._write_lock, self.engine.begin() as conn:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mediamill import ops
+from mediamill.catalog.db import CatalogError
 from mediamill.cli.common import (
     DbOption,
     RichProgressHook,
@@ -171,6 +172,8 @@ def run(
             should_stop=lambda: "pause" if interrupted["n"] else None,
             secrets=ops.job_secrets(processor, options),
         )
+    except CatalogError as exc:
+        raise fail(f"job {job_id} failed: {exc}", 1) from exc
     finally:
         signal.signal(signal.SIGINT, previous)
     if as_json:

@@ -198,7 +198,9 @@ def delete_job(catalog: Catalog, job_id: str) -> None:
 
 
 def heartbeat(catalog: Catalog, job_id: str) -> str | None:
-    """Renew the lease; return what a user requested (``pause``/``cancel``) or ``None``."""
+    """Renew the lease; return what a user requested (``pause``/``cancel``) or ``None``.
+    A SQLite catalog file deleted or replaced meanwhile raises ``CatalogError``."""
+    catalog.check_file()
     with catalog.engine.begin() as conn:
         conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
         return conn.execute(select(Job.requested).where(Job.id == job_id)).scalar()
