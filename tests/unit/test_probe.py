@@ -78,7 +78,7 @@ def test_processor_declares_itself_for_the_runner() -> None:
     assert base.get("probe") is ProbeProcessor
     processor = base.create("probe", {"mutagen": False})
     # cpu: `auto` runs probe in worker processes, where a crash in FFmpeg costs one item
-    assert (processor.name, processor.version, processor.work) == ("probe", "1", Work.CPU)
+    assert (processor.name, processor.version, processor.work) == ("probe", "2", Work.CPU)
     assert processor.kinds == frozenset({"audio", "video", "image"})
     # process workers rebuild processors from pickles of our own objects
     assert pickle.loads(pickle.dumps(processor)).options == {"mutagen": False}  # noqa: S301
@@ -242,6 +242,7 @@ def test_photo_exif_is_read_with_signed_gps(files: dict[str, Path]) -> None:
     assert image["gps"] == {
         "lat": pytest.approx(exif.lat, abs=1e-4),
         "lon": pytest.approx(exif.lon, abs=1e-4),
+        "alt": None,
     }
     assert image["gps"]["lat"] < 0 < image["gps"]["lon"]  # south, east
 
@@ -286,10 +287,25 @@ def test_corrupt_file_that_starts_like_a_flac_fails_with_the_cause(tmp_path: Pat
 
 
 def test_truncated_mp4_without_its_index_fails_with_ffmpeg_cause(files: dict[str, Path]) -> None:
+    """FFmpeg's own reason from its log, not only the generic error PyAV raises; FFmpeg's
+    logging is left as it was (off)."""
+    import av.logging
+
     with pytest.raises(
-        ValueError, match=r"^not a readable media file: Invalid data found when processing input"
+        ValueError,
+        match=r"^not a readable media file: Invalid data found when processing input "
+        r"\(moov atom not found\)$",
     ):
         probe(files["truncated-mp4"], kind="video")
+    assert av.logging.get_level() is None
+
+
+def test_mp3_without_two_frames_in_a_row_fails_with_ffmpeg_cause(tmp_path: Path) -> None:
+    path = tmp_path / "silence.mp3"
+    path.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x10" + bytes(16) + bytes(range(256)) * 4)
+
+    with pytest.raises(ValueError, match=r"\(Failed to find two consecutive MPEG audio frames\)$"):
+        probe(path)
 
 
 def test_truncated_mp3_is_probed_from_what_remains(files: dict[str, Path]) -> None:

@@ -18,9 +18,14 @@ returns::
                albumartist, track, track_total, disc, disc_total, year (ints), date,
                genre, composer, comment, ...; other tags keep their name, lower-cased,
                spaces as "_"; values with several entries are joined with "; "
-    image      None, or for images: width, height, format, mode, make, model, lens, iso,
-               exposure_time (s), f_number, focal_length (mm), taken_at (ISO 8601),
-               gps {lat, lon} (signed decimal degrees) or None, orientation
+    image      None, or for images (HEIC/HEIF and AVIF too; see processors/photo.py):
+               width, height (pixels as stored), orientation (EXIF's 1-8; for HEIF/AVIF
+               from their irot/imir boxes), display_width, display_height (as shown, the
+               orientation applied), format, mode, make, model, lens, lens_make, iso,
+               exposure_time (s), f_number, focal_length (mm), taken_at (ISO 8601 with
+               sub-seconds and UTC offset when the camera wrote them), taken_at_tag
+               ("DateTimeOriginal" or "CreateDate"), time_zone ("+02:00"), gps {lat, lon
+               (signed decimal degrees), alt (metres, negative below sea level)} or None
 
 Option ``mutagen`` (default true): read audio tags with mutagen too; false is faster and
 keeps FFmpeg's reading only.
@@ -28,16 +33,19 @@ keeps FFmpeg's reading only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mediamill.processors.base import ItemRef, Processor, Work
+from mediamill.processors.photo import AVIF_BRANDS, HEIF_BRANDS, probe_photo
 
 EMPTY_FILE = "empty file (0 bytes): not a media file"
 NOT_READABLE = "not a readable media file"
@@ -60,6 +68,8 @@ _IMAGE_MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"MM\x00*"),  # TIFF, big-endian
     (0, b"BM"),
 )
+#: HEIC/HEIF and AVIF photos share ISO-BMFF's ``ftyp`` with MP4 video; their brand tells
+_PHOTO_BRANDS = HEIF_BRANDS | AVIF_BRANDS
 # A PCM wav is fully described by its header, yet FFmpeg reads 5 MB of it by default.
 _CONTAINER_OPTIONS = {"wav": {"probesize": "4096"}}
 # a demuxer forced by its short name keeps that name in PyAV; report FFmpeg's full one
@@ -124,7 +134,9 @@ class ProbeProcessor(Processor):
     """Read container, streams, durations and tags of audio/video files, EXIF of images."""
 
     name = "probe"
-    version = "1"
+    # 2: HEIC/AVIF photos read as images, taken_at never from the modify date, stored and
+    # display sizes, tag bytes that are not UTF-8 read as Latin-1
+    version = "2"
     # processes, not threads: PyAV releases the GIL inside FFmpeg, but mutagen and the
     # describing around it are Python, and with threads they queue for the one GIL (at 2
     # cores, 5,000 small files: 3.0-3.2 s in processes against 3.1-3.8 s in threads). A
@@ -159,12 +171,14 @@ def probe_file(path: Path, *, kind: str | None = None, use_mutagen: bool = True)
         if size == 0:
             raise ValueError(EMPTY_FILE)
         head = handle.read(32)
-        is_image = any(head.startswith(sig, at) for at, sig in _IMAGE_MAGIC) or (
-            head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+        is_image = (
+            any(head.startswith(sig, at) for at, sig in _IMAGE_MAGIC)
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[4:8] == b"ftyp" and head[8:12] in _PHOTO_BRANDS)
         )
         demuxer = None if is_image else _sniff_demuxer(head, handle)
     if is_image or (kind == "image" and demuxer is None):
-        return _probe_image(path, size)
+        return probe_photo(path, size, head)
     return _probe_av(path, size, demuxer, use_mutagen=use_mutagen)
 
 
@@ -211,16 +225,48 @@ def _open_av(path: Path, demuxer: str | None) -> Any:
     try:
         return av.open(str(path), metadata_errors="surrogateescape")
     except av.FFmpegError as error:
-        raise ValueError(f"{NOT_READABLE}: {_ffmpeg_message(error)}") from error
+        message = str(error.strerror or error)
+        cause = _ffmpeg_cause(path)
+        raise ValueError(f"{NOT_READABLE}: {message}" + (f" ({cause})" if cause else "")) from error
 
 
-def _ffmpeg_message(error: Any) -> str:
-    message = str(error.strerror or error)
-    # FFmpeg's own log line ("moov atom not found") is there only when the app turned
-    # PyAV logging on; switching it on here would change global state for every thread.
-    if error.log and error.log[2].strip():
-        message += f" ({error.log[2].strip()})"
-    return message
+_LOG_LOCK = threading.Lock()
+
+
+def _ffmpeg_cause(path: Path) -> str | None:
+    """FFmpeg's own reason for refusing ``path`` ("moov atom not found"), from its log.
+
+    PyAV keeps FFmpeg quiet, which leaves only a generic error ("Invalid data found when
+    processing input"). Only for a file that failed, the open is tried again with the log
+    captured: the lock keeps threads from switching the global log level under each other,
+    and what other threads log meanwhile is swallowed, as it is when logging is off."""
+    import av
+    import av.logging
+
+    with _LOG_LOCK:
+        prior = av.logging.get_level()
+        if prior is None:
+            av.logging.set_level(av.logging.WARNING)
+        try:
+            with (
+                av.logging.Capture(local=False),
+                av.logging.Capture() as logs,
+                contextlib.suppress(av.FFmpegError),
+            ):
+                av.open(str(path)).close()
+        finally:
+            if prior is None:
+                av.logging.set_level(None)
+    return _worst_line(logs)
+
+
+def _worst_line(logs: list[tuple[int, str, str]]) -> str | None:
+    """The last of the most severe lines FFmpeg logged, without its trailing newline."""
+    lines = [(level, message.strip().rstrip(".")) for level, _, message in logs if message.strip()]
+    if not lines:
+        return None
+    worst = min(level for level, _ in lines)
+    return [message for level, message in lines if level == worst][-1]
 
 
 def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) -> dict[str, Any]:
@@ -565,98 +611,3 @@ def _text_of(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
-
-
-def _probe_image(path: Path, size: int) -> dict[str, Any]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            info = _describe_image(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"not a readable image: {error}") from error
-    return {
-        "media": "image",
-        "container": None,
-        "duration": None,
-        "bit_rate": None,
-        "size": size,
-        "streams": [],
-        "tags": {},
-        "image": info,
-    }
-
-
-def _describe_image(image: Any) -> dict[str, Any]:
-    from PIL import ExifTags
-
-    exif = image.getexif()
-    details = exif.get_ifd(ExifTags.IFD.Exif)
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    iso = details.get(ExifTags.Base.ISOSpeedRatings)
-    if isinstance(iso, tuple):
-        iso = iso[0] if iso else None
-    taken = details.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
-    return {
-        "width": image.width,
-        "height": image.height,
-        "format": image.format,
-        "mode": image.mode,
-        "make": _text(exif.get(ExifTags.Base.Make)),
-        "model": _text(exif.get(ExifTags.Base.Model)),
-        "lens": _text(details.get(ExifTags.Base.LensModel)),
-        "iso": int(iso) if iso is not None else None,
-        "exposure_time": _number(details.get(ExifTags.Base.ExposureTime)),
-        "f_number": _number(details.get(ExifTags.Base.FNumber)),
-        "focal_length": _number(details.get(ExifTags.Base.FocalLength)),
-        "taken_at": _iso_datetime(taken, details.get(ExifTags.Base.OffsetTimeOriginal)),
-        "gps": _gps(gps),
-        "orientation": _leading_int(exif.get(ExifTags.Base.Orientation, "")),
-    }
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if value is None:
-        return None
-    text = str(value).strip("\x00 ")
-    return text or None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-
-
-def _iso_datetime(value: Any, offset: Any) -> str | None:
-    text = _text(value)
-    match = re.fullmatch(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})", text or "")
-    if not match:
-        return None
-    year, month, day, hour, minute, second = match.groups()
-    stamp = f"{year}-{month}-{day}T{hour}:{minute}:{second}"
-    zone = _text(offset)
-    return stamp + zone if zone and re.fullmatch(r"[+-]\d{2}:\d{2}", zone) else stamp
-
-
-def _gps(gps: Mapping[int, Any]) -> dict[str, float] | None:
-    from PIL import ExifTags
-
-    lat = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef))
-    lon = _degrees(gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef))
-    if lat is None or lon is None:
-        return None
-    return {"lat": lat, "lon": lon}
-
-
-def _degrees(dms: Any, ref: Any) -> float | None:
-    try:
-        degrees, minutes, seconds = (float(part) for part in dms)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    value = degrees + minutes / 60 + seconds / 3600
-    sign = -1 if (_text(ref) or "").upper() in ("S", "W") else 1
-    return round(sign * value, 7)

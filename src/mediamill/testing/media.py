@@ -82,7 +82,11 @@ class AudioTags:
 
 @dataclass(frozen=True, slots=True)
 class PhotoExif:
-    """Camera EXIF written into :func:`write_jpeg` files; south/west are negative degrees."""
+    """Camera EXIF written into :func:`write_photo` files; south/west are negative degrees.
+
+    ``taken_at`` is DateTimeOriginal, ``create_date`` DateTimeDigitized (exiftool's
+    CreateDate), ``modify_date`` IFD0's DateTime (when the file was last changed); None
+    leaves a tag out."""
 
     make: str = "Canon"
     model: str = "Canon EOS R5"
@@ -91,10 +95,15 @@ class PhotoExif:
     exposure_time: Fraction = Fraction(1, 250)
     f_number: Fraction = Fraction(4, 1)
     focal_length: Fraction = Fraction(50, 1)
-    taken_at: str = "2023:07:14 18:30:05"
+    taken_at: str | None = "2023:07:14 18:30:05"
     lat: float = -33.8568
     lon: float = 151.2153
     orientation: int = 1
+    create_date: str | None = None
+    modify_date: str | None = "2024:01:02 09:00:00"
+    subsec: str | None = None  # SubSecTimeOriginal (and SubSecTimeDigitized)
+    offset: str | None = None  # OffsetTimeOriginal (and OffsetTimeDigitized), e.g. "+02:00"
+    altitude: float | None = None  # metres; below sea level is negative
 
 
 def suffix_for(fmt: AudioFormat) -> str:
@@ -471,21 +480,60 @@ def write_jpeg(
     size: tuple[int, int] = (64, 48),
 ) -> Path:
     """Save a JPEG photo with camera EXIF (make, model, lens, exposure, date, GPS)."""
+    return write_photo(path, "JPEG", exif=exif, size=size)
+
+
+PhotoFormat = Literal["JPEG", "HEIF", "AVIF", "TIFF"]
+
+
+def write_photo(
+    path: Path,
+    fmt: PhotoFormat,
+    *,
+    exif: PhotoExif | None = PhotoExif(),
+    size: tuple[int, int] = (64, 48),
+) -> Path:
+    """Save a photo with camera EXIF as a phone or camera would: HEIF (HEIC, through
+    pillow-heif) and AVIF (Pillow) turn the picture with an ``irot`` box as the EXIF
+    orientation says, as iPhones do; JPEG and TIFF keep the orientation in EXIF only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = _gradient(size)
-    if exif is None:
-        image.save(path, format="JPEG", quality=80)
-        return path
+    options: dict[str, Any] = {"quality": 80} if fmt != "TIFF" else {}
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        options["quality"] = 50
+    if exif is not None:
+        # pillow-heif writes `irot` from the image's own EXIF, not from an exif= argument
+        image.info["exif"] = _exif_block(exif).tobytes()
+        if fmt != "HEIF":
+            options["exif"] = image.info["exif"]
+    image.save(path, format=fmt, **options)
+    return path
+
+
+def _exif_block(exif: PhotoExif) -> Image.Exif:
     data = Image.Exif()
     data[ExifTags.Base.Make] = exif.make
     data[ExifTags.Base.Model] = exif.model
     data[ExifTags.Base.Orientation] = exif.orientation
-    data[ExifTags.Base.DateTime] = exif.taken_at
+    if exif.modify_date:
+        data[ExifTags.Base.DateTime] = exif.modify_date
     sub = data.get_ifd(ExifTags.IFD.Exif)
     sub[ExifTags.Base.ExposureTime] = _rational(exif.exposure_time)
     sub[ExifTags.Base.FNumber] = _rational(exif.f_number)
     sub[ExifTags.Base.ISOSpeedRatings] = exif.iso
-    sub[ExifTags.Base.DateTimeOriginal] = exif.taken_at
+    if exif.taken_at:
+        sub[ExifTags.Base.DateTimeOriginal] = exif.taken_at
+    if exif.create_date:
+        sub[ExifTags.Base.DateTimeDigitized] = exif.create_date
+    if exif.subsec:
+        sub[ExifTags.Base.SubsecTimeOriginal] = exif.subsec
+        sub[ExifTags.Base.SubsecTimeDigitized] = exif.subsec
+    if exif.offset:
+        sub[ExifTags.Base.OffsetTimeOriginal] = exif.offset
+        sub[ExifTags.Base.OffsetTimeDigitized] = exif.offset
     sub[ExifTags.Base.FocalLength] = _rational(exif.focal_length)
     sub[ExifTags.Base.LensModel] = exif.lens
     gps = data.get_ifd(ExifTags.IFD.GPSInfo)
@@ -494,8 +542,10 @@ def write_jpeg(
     gps[ExifTags.GPS.GPSLatitude] = _dms(exif.lat)
     gps[ExifTags.GPS.GPSLongitudeRef] = "W" if exif.lon < 0 else "E"
     gps[ExifTags.GPS.GPSLongitude] = _dms(exif.lon)
-    image.save(path, format="JPEG", quality=80, exif=data)
-    return path
+    if exif.altitude is not None:
+        gps[ExifTags.GPS.GPSAltitudeRef] = b"\x01" if exif.altitude < 0 else b"\x00"
+        gps[ExifTags.GPS.GPSAltitude] = IFDRational(round(abs(exif.altitude) * 100), 100)
+    return data
 
 
 def _rational(value: Fraction) -> IFDRational:

@@ -879,7 +879,9 @@ function describeData(data) {
     if (tagText.length) lines.push({ kind: "tags", text: tagText.join(" · ") });
     const img = data.image;
     if (img) {
-      const bits = [img.format, img.width && img.height ? `${img.width}x${img.height}` : null,
+      // the size as shown (orientation applied), where the probe gives it
+      const [w, h] = [img.display_width || img.width, img.display_height || img.height];
+      const bits = [img.format, w && h ? `${w}x${h}` : null,
         camera(img.make, img.model), img.lens,
         img.iso ? `ISO ${img.iso}` : null, img.taken_at,
         img.gps ? `GPS ${img.gps.lat.toFixed(4)}, ${img.gps.lon.toFixed(4)}` : null];
