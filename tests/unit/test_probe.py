@@ -6,6 +6,7 @@ import json
 import pickle
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +419,100 @@ def test_container_and_codec_names_match_ffprobe(files: dict[str, Path]) -> None
         assert [s["language"] for s in data["streams"]] == [
             None if language == "und" else language for language in languages
         ], name
+
+
+def ffprobe_json(path: Path, *sections: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", *sections, "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(done.stdout))
+
+
+def write_id3v2_and_v1(path: Path) -> Path:
+    """An mp3 with an ID3v2.3 tag and a different, older ID3v1 tag at its end."""
+    from mutagen.id3 import ID3, TALB, TIT2, TYER
+
+    media.write_audio(path, "mp3", tags=None)
+    tag = ID3()
+    tag.add(TIT2(encoding=3, text="V2 Title"))
+    tag.add(TALB(encoding=3, text="V2 Album"))
+    tag.add(TYER(encoding=3, text="2021"))
+    tag.save(str(path), v2_version=3, v1=0)
+    v1 = b"".join(field.ljust(30, b"\x00") for field in (b"V1 Title", b"V1 Artist", b"V1 Album"))
+    with path.open("ab") as handle:
+        handle.write(b"TAG" + v1 + b"1999" + bytes(30) + b"\x0c")
+    return path
+
+
+def test_id3v2_wins_over_id3v1_and_v1_adds_nothing(tmp_path: Path) -> None:
+    """As ffprobe reads it: ID3v1 only counts in a file without an ID3v2 tag."""
+    tags = probe(write_id3v2_and_v1(tmp_path / "both.mp3"))["tags"]
+
+    assert (tags["title"], tags["album"], tags["date"], tags["year"]) == (
+        "V2 Title",
+        "V2 Album",
+        "2021",
+        2021,
+    )
+    assert "artist" not in tags
+    assert "genre" not in tags
+
+
+def test_a_placeholder_date_0000_gives_no_year(tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "zero.flac", "flac")
+    replace_once(path, b"DATE=2021", b"DATE=0000")
+
+    tags = probe(path)["tags"]
+
+    assert tags["date"] == "0000"
+    assert "year" not in tags
+
+
+def write_with_chapters(path: Path) -> Path:
+    """An mp4 (h264 + aac) with two chapters, which the mp4 muxer keeps in a data track."""
+    import av
+
+    source = media.write_video(path.with_suffix(".src.mp4"), "mp4", seconds=2.0)
+    chapters: list[Any] = [
+        {"id": 1, "start": 0, "end": 1000, "time_base": Fraction(1, 1000)},
+        {"id": 2, "start": 1000, "end": 2000, "time_base": Fraction(1, 1000)},
+    ]
+    for chapter, title in zip(chapters, ("Opening", "Ending"), strict=True):
+        chapter["metadata"] = {"title": title}
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        out.set_chapters(chapters)
+        for packet in inp.demux():
+            if packet.dts is not None:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+    return path
+
+
+def test_a_chapter_track_is_a_data_stream_named_as_ffprobe_names_it(tmp_path: Path) -> None:
+    data = probe(write_with_chapters(tmp_path / "chapters.mp4"), kind="video")
+
+    assert [(s["type"], s["codec"]) for s in data["streams"]] == [
+        ("video", "h264"),
+        ("audio", "aac"),
+        ("data", "bin_data"),
+    ]
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed")
+def test_tags_durations_and_data_streams_match_ffprobe(tmp_path: Path) -> None:
+    both = write_id3v2_and_v1(tmp_path / "both.mp3")
+    shown = ffprobe_json(both, "-show_format")["format"]
+    tags = probe(both)["tags"]
+    assert {k: tags[k] for k in ("title", "album", "date")} == shown["tags"]
+
+    chaptered = write_with_chapters(tmp_path / "chapters.mp4")
+    shown_streams = ffprobe_json(chaptered, "-show_streams")["streams"]
+    data = probe(chaptered, kind="video")
+    assert [(s["type"], s["codec"]) for s in data["streams"]] == [
+        (s["codec_type"], s.get("codec_name")) for s in shown_streams
+    ]
+    assert all(s["duration"] is None or s["duration"] > 0 for s in data["streams"])

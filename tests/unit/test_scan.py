@@ -180,6 +180,38 @@ def test_kind_comes_from_content_when_the_extension_lies(
     assert detect_kind(empty.name, str(empty), 0) == "audio"
 
 
+@pytest.mark.parametrize(
+    ("name", "muxer", "codec"),
+    [
+        ("tone.mp2", "mp2", "mp2"),
+        ("tone.eac3", "eac3", "eac3"),
+        ("tone.w64", "w64", "pcm_s16le"),
+        ("tone.wv", "wv", "wavpack"),
+        ("tone.tta", "tta", "tta"),
+        ("mystery.bin", "mp2", "mp2"),  # a name that says nothing: FFmpeg reads the content
+        ("backup.sound", "caf", "pcm_s16le"),
+    ],
+)
+def test_any_file_ffmpeg_reads_as_audio_is_scanned_as_audio(
+    catalog: Catalog, tmp_path: Path, name: str, muxer: str, codec: str
+) -> None:
+    from mediamill.processors.probe import probe_file
+    from mediamill.testing.media import write_tone
+
+    root = tmp_path / "lib"
+    path = write_tone(root / name, muxer, codec)
+    (root / "notes.nfo").write_text("Ripped with care.\nTrack list:\n1. Tone\n")
+    (root / "random.dat").write_bytes(os.urandom(20_000))
+
+    _scan(catalog, root)
+
+    library = catalog.library_by_root(root)
+    assert library is not None
+    kinds = {item.path: item.kind for item in catalog.iter_items(library.id)}
+    assert kinds == {name: "audio", "notes.nfo": "other", "random.dat": "other"}
+    assert probe_file(path)["streams"][0]["codec"] == codec
+
+
 def test_a_rescan_matches_every_file_whatever_its_name_sorts_like(
     catalog: Catalog, tmp_path: Path
 ) -> None:

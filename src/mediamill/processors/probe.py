@@ -9,7 +9,8 @@ returns::
                "matroska,webm", "flac", ...); None for images
     duration   seconds (float) or None;  bit_rate  bits/s or None;  size  bytes
     streams    in file order; every stream has every key below, None when it does not
-               apply or is unknown: index, type (audio|video|subtitle|data|attachment),
+               apply or is unknown: index, type (audio|video|subtitle|data|attachment, or
+               unknown as ffprobe says when FFmpeg cannot tell),
                codec (ffprobe's codec_name), profile, language (ISO 639-2, "und" -> None),
                title, default, forced, attached_pic (cover art shown as a video stream),
                channels, channel_layout, sample_rate, bits_per_sample, width, height,
@@ -275,8 +276,10 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
         if container_name in _NOT_MEDIA_FORMATS:
             raise ValueError(f"{NOT_READABLE}: FFmpeg sees plain text ({container_name})")
         streams = [_describe_stream(stream) for stream in container.streams]
-        duration = container.duration / 1_000_000 if container.duration else None
+        duration = _container_duration(container.duration, streams)
         bit_rate = container.bit_rate or None
+        if bit_rate is None and duration:
+            bit_rate = round(size * 8 / duration)  # what ffprobe prints for such files
         raw_tags: list[Mapping[str, str]] = [container.metadata]
         audio_streams = [s for s in container.streams if s.type == "audio"]
         if audio_streams:
@@ -301,6 +304,14 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
     }
 
 
+def _container_duration(microseconds: int | None, streams: list[dict[str, Any]]) -> float | None:
+    """The container's duration, else its longest stream's; never negative or zero."""
+    if microseconds and microseconds > 0:
+        return microseconds / 1_000_000
+    lengths = [s["duration"] for s in streams if s["duration"]]
+    return max(lengths) if lengths else None
+
+
 @functools.cache
 def _disposition_bits() -> tuple[int, int, int]:
     from av.stream import Disposition
@@ -319,7 +330,7 @@ def _describe_stream(stream: Any) -> dict[str, Any]:
     info.update(
         index=stream.index,
         type=stream_type,
-        codec=context.codec.canonical_name if context is not None else None,
+        codec=_codec_name(stream, context),
         profile=stream.profile,
         language=None if language in (None, "", "und") else language,
         title=_clean(metadata["title"]) or None if "title" in metadata else None,
@@ -351,13 +362,22 @@ def _describe_stream(stream: Any) -> dict[str, Any]:
     return info
 
 
+def _codec_name(stream: Any, context: Any) -> str | None:
+    if context is not None:
+        return str(context.codec.canonical_name)
+    # data streams (chapter tracks, GoPro telemetry) have no decoder; ffprobe names their
+    # codec all the same ("bin_data", "bin_data")
+    name = getattr(stream, "name", None) if stream.type == "data" else None
+    return str(name) if name else None
+
+
 _UNPOSITIONED = re.compile(r"\d+ channels?")
 _HMS = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
 def _stream_duration(stream: Any, metadata: Mapping[str, str]) -> float | None:
     duration, time_base = stream.duration, stream.time_base
-    if duration and time_base:
+    if duration and duration > 0 and time_base:
         # int / int is correctly rounded: the same float as float(duration * time_base)
         return float(duration * time_base.numerator / time_base.denominator)
     # Matroska stores each track's length only as a "DURATION" tag, e.g. 00:00:00.521000000
@@ -459,7 +479,7 @@ def _typed_tags(tags: dict[str, Any]) -> dict[str, Any]:
     date = tags.get("date")
     if isinstance(date, str):
         year = re.match(r"\s*(\d{4})", date)
-        if year:
+        if year and int(year.group(1)):  # "0000" is a tagger's placeholder, not year 0
             tags["year"] = int(year.group(1))
     return tags
 
@@ -518,8 +538,10 @@ def _mutagen_reader(container: str, codecs: set[str]) -> Any:
     # the plain readers: the Easy* wrappers cost more than the whole FFmpeg open
     module, cls = "", ""
     if container == "mp3":
-        module, cls = "id3", "ID3"  # reads the tag only, no scan of MPEG frames
-    elif container == "flac":
+        # the ID3v2 tag only: no scan of MPEG frames, and no ID3v1 values mixed in (FFmpeg,
+        # like ffprobe, reads ID3v1 only when a file has no ID3v2 tag)
+        return functools.partial(importlib.import_module("mutagen.id3").ID3, load_v1=False)
+    if container == "flac":
         module, cls = "flac", "FLAC"
     elif container.startswith("mov,mp4"):
         module, cls = "mp4", "MP4"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mediamill.catalog.db import Catalog, LibraryRef
+from mediamill.sources.avsniff import av_kind
 from mediamill.walk import CHUNK, Listing, Record, ScanError, list_folder, take_ahead
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ SNIFF_BYTES = 262  # what filetype needs to recognise every format it knows
 
 _EXTENSIONS = {
     "audio": "mp3 flac m4a m4b aac alac ogg oga opus wav wave aif aiff aifc wma ape wv mka "
-    "mpc dsf dff ac3 dts amr au caf tta",
+    "mpc dsf dff ac3 dts amr au caf tta mp1 mp2 mpa eac3 tak w64 rf64 spx",
     "video": "mp4 m4v mkv webm avi mov wmv flv mpg mpeg m2ts mts ts 3gp 3g2 ogv vob divx "
     "asf rm rmvb f4v mxf",
     "image": "jpg jpeg png gif webp tif tiff heic heif bmp avif jxl cr2 cr3 nef arw dng orf "
@@ -130,7 +131,8 @@ def detect_kind(name: str, abspath: str, size: int) -> str:
         return by_name  # the common case, decided without filetype's hundred matchers
     by_content = _kind_of_head(head)
     if by_content is None:
-        return by_name
+        # neither name nor magic numbers place it: FFmpeg's probe by content has the last word
+        return by_name if by_name != "other" else av_kind(abspath, head) or "other"
     if by_content == "archive":
         return by_name if by_name in ("comic", "document") else "other"
     if by_name in _AV and by_content in _AV:

@@ -728,3 +728,25 @@ def _link_or_copy(source: Path, target: Path, *, link: bool) -> None:
         except OSError:
             pass  # other filesystem, or no hard links there: copying is just slower
     shutil.copyfile(source, target)
+
+
+def write_tone(path: Path, muxer: str, codec: str, *, seconds: float = 0.5) -> Path:
+    """A stereo 440 Hz tone in any container and codec FFmpeg can write (``"mp2"``,
+    ``"eac3"``, ``"w64"`` with ``"pcm_s16le"``, ...), for formats :func:`write_audio` does
+    not cover."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = 48000
+    with av.open(str(path), "w", format=muxer) as out:
+        stream = _add_audio_stream(out, codec, rate)
+        context = stream.codec_context
+        resampler = av.AudioResampler(format=context.format.name, layout="stereo", rate=rate)
+        step = context.frame_size or 1024
+        signal = _tone(seconds, rate, 2, 440.0)  # (channels, samples)
+        for start in range(0, signal.shape[1] - step + 1, step):
+            chunk = np.ascontiguousarray(signal[:, start : start + step])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            for converted in resampler.resample(frame):
+                out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
+    return path
