@@ -299,6 +299,8 @@ def test_truncated_mp4_without_its_index_fails_with_ffmpeg_cause(files: dict[str
     ):
         probe(files["truncated-mp4"], kind="video")
     assert av.logging.get_level() is None
+    with pytest.raises(ValueError, match=r"\(moov atom not found\)$"):
+        probe(files["truncated-mp4"], kind="video")  # the same cause twice in a row
 
 
 def test_mp3_without_two_frames_in_a_row_fails_with_ffmpeg_cause(tmp_path: Path) -> None:
@@ -516,3 +518,20 @@ def test_tags_durations_and_data_streams_match_ffprobe(tmp_path: Path) -> None:
         (s["codec_type"], s.get("codec_name")) for s in shown_streams
     ]
     assert all(s["duration"] is None or s["duration"] > 0 for s in data["streams"])
+
+
+def test_chapters_come_with_their_times_and_titles(tmp_path: Path) -> None:
+    path = write_with_chapters(tmp_path / "film.mp4")
+
+    chapters = probe(path, kind="video")["chapters"]
+
+    assert chapters == [
+        {"start": 0.0, "end": 1.0, "title": "Opening"},
+        {"start": 1.0, "end": 2.0, "title": "Ending"},
+    ]
+    assert probe(path.with_suffix(".src.mp4"), kind="video")["chapters"] == []
+    if shutil.which("ffprobe"):
+        shown = ffprobe_json(path, "-show_chapters")["chapters"]
+        assert [
+            (float(c["start_time"]), float(c["end_time"]), c["tags"]["title"]) for c in shown
+        ] == [(c["start"], c["end"], c["title"]) for c in chapters]

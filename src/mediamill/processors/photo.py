@@ -60,6 +60,7 @@ def probe_photo(path: Path, size: int, head: bytes) -> dict[str, Any]:
         "size": size,
         "streams": [],
         "tags": {},
+        "chapters": [],
         "image": info,
     }
 

@@ -15,6 +15,13 @@ returns::
                title, default, forced, attached_pic (cover art shown as a video stream),
                channels, channel_layout, sample_rate, bits_per_sample, width, height,
                fps, pix_fmt, bit_rate, duration
+               video streams also: bit_depth, color_range, color_space, color_transfer,
+               color_primaries (ffprobe's names: "tv", "bt2020nc", "smpte2084", "bt2020"),
+               hdr ("HDR10" for PQ, "HLG", "Dolby Vision" from an MP4's sample entry),
+               rotation (an MP4/MOV's display matrix, degrees anticlockwise as ffprobe
+               prints them: a phone's portrait video is -90), frame_rate_mode
+               ("constant" or "variable")
+    chapters   [{start, end (seconds), title}], in order; [] for none
     tags       lower-case keys normalised across formats: title, artist, album,
                albumartist, track, track_total, disc, disc_total, year (ints), date,
                genre, composer, comment, ...; other tags keep their name, lower-cased,
@@ -98,6 +105,15 @@ _STREAM_KEYS = (
     "pix_fmt",
     "bit_rate",
     "duration",
+    # video: what users filter on, named as ffprobe names it where it has a name
+    "bit_depth",
+    "color_range",
+    "color_space",
+    "color_transfer",
+    "color_primaries",
+    "hdr",
+    "rotation",
+    "frame_rate_mode",
 )
 
 _TAG_ALIASES = {
@@ -245,9 +261,11 @@ def _ffmpeg_cause(path: Path) -> str | None:
     import av.logging
 
     with _LOG_LOCK:
-        prior = av.logging.get_level()
+        prior, skipping = av.logging.get_level(), av.logging.get_skip_repeated()
         if prior is None:
             av.logging.set_level(av.logging.WARNING)
+        # PyAV drops a line equal to the last one logged: the same cause for a second file
+        av.logging.set_skip_repeated(False)
         try:
             with (
                 av.logging.Capture(local=False),
@@ -256,6 +274,7 @@ def _ffmpeg_cause(path: Path) -> str | None:
             ):
                 av.open(str(path)).close()
         finally:
+            av.logging.set_skip_repeated(skipping)
             if prior is None:
                 av.logging.set_level(None)
     return _worst_line(logs)
@@ -280,6 +299,7 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
         bit_rate = container.bit_rate or None
         if bit_rate is None and duration:
             bit_rate = round(size * 8 / duration)  # what ffprobe prints for such files
+        chapters = [_chapter(chapter) for chapter in container.chapters()]
         raw_tags: list[Mapping[str, str]] = [container.metadata]
         audio_streams = [s for s in container.streams if s.type == "audio"]
         if audio_streams:
@@ -289,6 +309,8 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
     if not playable:
         raise ValueError(f"{NOT_READABLE}: {_why_nothing_playable(container_name, streams)}")
     media = "video" if any(s["type"] == "video" for s in playable) else "audio"
+    if media == "video" and container_name.startswith("mov,mp4"):
+        _add_mp4_tracks(path, streams)
     tags = _normalise_tags(raw_tags)
     if use_mutagen and media == "audio" and _ffmpeg_loses_something(container_name, streams, tags):
         _merge_mutagen(path, container_name, streams, tags)
@@ -300,8 +322,35 @@ def _probe_av(path: Path, size: int, demuxer: str | None, *, use_mutagen: bool) 
         "size": size,
         "streams": streams,
         "tags": tags,
+        "chapters": chapters,
         "image": None,
     }
+
+
+def _chapter(chapter: Mapping[str, Any]) -> dict[str, Any]:
+    base = chapter["time_base"]
+    scale = float(base) if base else 1.0
+    title = chapter["metadata"].get("title")
+    return {
+        "start": round(chapter["start"] * scale, 6),
+        "end": round(chapter["end"] * scale, 6),
+        "title": _clean(title) or None if title else None,
+    }
+
+
+def _add_mp4_tracks(path: Path, streams: list[dict[str, Any]]) -> None:
+    """Rotation and Dolby Vision of an MP4/MOV's video tracks, which PyAV does not give."""
+    from mediamill.processors.mp4boxes import read_tracks
+
+    with open(path, "rb") as handle:
+        tracks = read_tracks(handle)
+    if len(tracks) != len(streams):
+        return  # FFmpeg made streams of tracks otherwise than one each: no guessing
+    for stream, track in zip(streams, tracks, strict=True):
+        if stream["type"] == "video":
+            stream["rotation"] = track.rotation
+            if track.dolby_vision:
+                stream["hdr"] = "Dolby Vision"
 
 
 def _container_duration(microseconds: int | None, streams: list[dict[str, Any]]) -> float | None:
@@ -352,14 +401,56 @@ def _describe_stream(stream: Any) -> dict[str, Any]:
             bits_per_sample=_bits_per_sample(info["codec"], context),
         )
     elif stream_type == "video":
-        rate = stream.average_rate or stream.guessed_rate
-        info.update(
-            width=context.width or None,
-            height=context.height or None,
-            fps=float(rate) if rate and not info["attached_pic"] else None,
-            pix_fmt=context.pix_fmt,
-        )
+        _describe_picture(stream, context, info)
     return info
+
+
+# FFmpeg's names of the ITU-T H.273 code points (av_color_*_name), as ffprobe prints them
+_COLOR_RANGES = {1: "tv", 2: "pc"}
+_COLOR_SPACES = {
+    0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+    8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 12: "chroma-derived-nc",
+    13: "chroma-derived-c", 14: "ictcp",
+}  # fmt: skip
+_COLOR_TRANSFERS = {
+    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+    9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
+    14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67",
+}  # fmt: skip
+_COLOR_PRIMARIES = {
+    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+    9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "jedec-p22",
+}  # fmt: skip
+#: transfer functions of HDR video: PQ (HDR10, and Dolby Vision's base layer) and HLG
+_HDR_TRANSFERS = {"smpte2084": "HDR10", "arib-std-b67": "HLG"}
+
+
+def _describe_picture(stream: Any, context: Any, info: dict[str, Any]) -> None:
+    rate = stream.average_rate or stream.guessed_rate
+    transfer = _COLOR_TRANSFERS.get(context.color_trc)
+    fmt = context.format
+    info.update(
+        width=context.width or None,
+        height=context.height or None,
+        fps=float(rate) if rate and not info["attached_pic"] else None,
+        pix_fmt=context.pix_fmt,
+        bit_depth=fmt.components[0].bits if fmt is not None and fmt.components else None,
+        color_range=_COLOR_RANGES.get(context.color_range),
+        color_space=_COLOR_SPACES.get(context.colorspace),
+        color_transfer=transfer,
+        color_primaries=_COLOR_PRIMARIES.get(context.color_primaries),
+        hdr=_HDR_TRANSFERS.get(transfer or ""),
+        frame_rate_mode=_frame_rate_mode(stream),
+    )
+
+
+def _frame_rate_mode(stream: Any) -> str | None:
+    """ "constant" when the average rate is the stream's base rate (FFmpeg's r_frame_rate,
+    the lowest rate all timestamps fit), "variable" when frames come at other intervals."""
+    average, base = stream.average_rate, stream.base_rate
+    if not average or not base:
+        return None
+    return "constant" if abs(float(average) / float(base) - 1) < 0.01 else "variable"
 
 
 def _codec_name(stream: Any, context: Any) -> str | None:

@@ -720,6 +720,56 @@ def make_corpus(root: Path, n: int, *, unique: int = 12, link: bool = True) -> l
     return files
 
 
+def make_photo_corpus(
+    root: Path, n: int, *, unique: int = 8, size: tuple[int, int] = (4032, 3024)
+) -> list[Path]:
+    """``n`` phone and camera photos under ``root``, half HEIC and half JPEG, at a phone's
+    12 MP by default, with EXIF (camera, date, time zone, GPS, orientation): the first
+    ``unique`` really encoded (noisy enough to weigh what real ones weigh), the rest hard
+    links to them, in folders of 100."""
+    rng = np.random.default_rng(0)
+    files: list[Path] = []
+    for i in range(n):
+        folder = root / f"set{i // 100:04d}"
+        if i < unique:
+            files.append(_write_big_photo(folder, i, size, rng))
+            continue
+        source = files[i % unique]
+        target = folder / f"IMG_{i:06d}{source.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        _link_or_copy(source, target, link=True)
+        files.append(target)
+    return files
+
+
+def _write_big_photo(folder: Path, i: int, size: tuple[int, int], rng: np.random.Generator) -> Path:
+    fmt: PhotoFormat = "HEIF" if i % 2 == 0 else "JPEG"
+    exif = PhotoExif(
+        make="Apple" if fmt == "HEIF" else "Canon",
+        model="iPhone 15 Pro" if fmt == "HEIF" else "Canon EOS R5",
+        orientation=(1, 6, 3, 8)[i % 4],
+        offset="+02:00",
+        subsec=f"{i:03d}",
+        altitude=float(i * 10),
+    )
+    width, height = size
+    noise = rng.integers(0, 24, (height, width, 3), dtype=np.uint8)
+    picture = Image.fromarray(noise + np.asarray(_gradient(size).convert("RGB")) // 2)
+    picture.info["exif"] = _exif_block(exif).tobytes()
+    path = folder / f"IMG_{i:06d}.{'heic' if fmt == 'HEIF' else 'jpg'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        # x265's fastest preset: 12 MP take seconds, not a minute, and weigh the same
+        picture.save(path, format=fmt, quality=50, enc_params={"preset": "ultrafast"})
+    else:
+        picture.save(path, format=fmt, quality=85, exif=picture.info["exif"])
+    return path
+
+
 def _link_or_copy(source: Path, target: Path, *, link: bool) -> None:
     if link:
         try:
