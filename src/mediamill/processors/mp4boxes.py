@@ -7,8 +7,10 @@ an index (``moov``) of 20 MB at the end of a two-hour film costs a few reads.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -17,7 +19,9 @@ _DOLBY_ENTRIES = frozenset({b"dvh1", b"dvhe", b"dvav", b"dva1", b"dav1"})
 _DOLBY_BOXES = frozenset({b"dvcC", b"dvvC", b"dvwC"})
 #: a visual sample entry's own fields before its child boxes (ISO 14496-12: 8 + 70 bytes)
 _VISUAL_ENTRY_HEADER = 78
-_MAX_SMALL_BOX = 1 << 20  # tkhd and stsd are bytes to kB; anything bigger is not what we want
+_MAX_SMALL_BOX = 1 << 20
+#: a phone video's moov is tens of kB; a long film's, megabytes (then read box by box)
+_MAX_MOOV_IN_MEMORY = 2 << 20  # tkhd and stsd are bytes to kB; anything bigger is not what we want
 
 
 @dataclass(slots=True)
@@ -35,18 +39,20 @@ def read_tracks(handle: BinaryIO) -> list[Track]:
         moov = next((b for b in _children(handle, 0, size) if b[0] == b"moov"), None)
         if moov is None:
             return []
-        return [
-            _track(handle, start, end)
-            for kind, start, end in _children(handle, moov[1], moov[2])
-            if kind == b"trak"
-        ]
+        _, start, end = moov
+        if end - start <= _MAX_MOOV_IN_MEMORY:  # one read, then seeks in memory: no syscalls
+            handle.seek(start)
+            handle, start, end = io.BytesIO(handle.read(end - start)), 0, end - start
+        traks = [(start, end) for kind, start, end in _children(handle, start, end)
+                 if kind == b"trak"]  # fmt: skip
+        return [_track(handle, start, end) for start, end in traks]
     except (OSError, struct.error, ValueError):
         return []
 
 
-def _children(handle: BinaryIO, start: int, end: int) -> list[tuple[bytes, int, int]]:
-    """(type, body start, end) of each box between ``start`` and ``end``."""
-    boxes = []
+def _children(handle: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, end) of each box between ``start`` and ``end``, read as asked (a
+    fragmented MP4 has thousands of boxes after its ``moov``)."""
     at = start
     while at + 8 <= end:
         handle.seek(at)
@@ -61,9 +67,8 @@ def _children(handle: BinaryIO, start: int, end: int) -> list[tuple[bytes, int, 
             size = end - at
         if size < body - at:
             break
-        boxes.append((kind, body, min(at + size, end)))
+        yield kind, body, min(at + size, end)
         at += size
-    return boxes
 
 
 def _child(handle: BinaryIO, start: int, end: int, path: tuple[bytes, ...]) -> tuple[int, int]:

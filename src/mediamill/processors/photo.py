@@ -48,7 +48,13 @@ def probe_photo(path: Path, size: int, head: bytes) -> dict[str, Any]:
     try:
         with Image.open(path, formats=formats) as image:
             info = describe_image(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,  # over Pillow's pixel limit (179 MP by default)
+    ) as error:
         raise ValueError(f"not a readable image: {error}") from error
     if brand:
         _orient_heif(path, info, stored_is_shown=formats == ["HEIF"])
