@@ -85,7 +85,11 @@ def refresh_library(
             return {"new": 0, "changed": 0, "unchanged": present, "missing": 0,
                     "source_unchanged": True}  # fmt: skip
         with catalog.syncing_to(library.id, read.digest):
-            return catalog.sync_entries(library.id, read.entries)
+            counts: dict[str, Any] = dict(catalog.sync_entries(library.id, read.entries))
+        notes = getattr(source, "notes", None)  # what the read did not do as asked, and why
+        if notes:
+            counts["notes"] = list(notes)
+        return counts
     return scan_folder(catalog, library, on_progress=on_progress, allow_empty=full).as_dict()
 
 

@@ -17,6 +17,7 @@ from mediamill.credentials import MissingCredentials, fill, marker
 from mediamill.sources import SourceEntry, SourceError, is_source_spec, open_source
 from mediamill.sources._http import RateLimiter
 from mediamill.sources._vod import flag_duplicates, mark_ambiguous, movie_group
+from mediamill.testing.dispatcharr import EPISODE_ID_OFFSET
 from mediamill.testing.vodserver import RawJson, VodServer, make_catalog
 
 FAST = {"backoff": 0.001, "request_rate": 0}
@@ -145,14 +146,18 @@ def test_a_wrong_shape_is_a_source_error(server: VodServer) -> None:
         entries(server.xtream_spec)
 
 
-@pytest.mark.parametrize("auth", ["bearer", "api-key"])
+@pytest.mark.parametrize("auth", ["api-key", "login"])
 def test_dispatcharr_pages_and_proxy_urls(server: VodServer, auth: str) -> None:
     server.page_size_max = 5  # several pages of movies
-    found = by_key(entries(server.dispatcharr_spec, token=server.token, auth=auth))
+    user, password = server.dispatcharr_login
+    credentials = {"token": server.token} if auth == "api-key" else {"username": user}
+    if auth == "login":
+        credentials["password"] = password
+    found = by_key(entries(server.dispatcharr_spec, **credentials))
     assert len(found) == 24
     movie = found["movie/1"].meta
     assert movie["url"] == f"{server.url}/proxy/vod/movie/00000000-0000-4000-8000-000000000001"
-    episode = found["episode/4"].meta
+    episode = found[f"episode/{EPISODE_ID_OFFSET + 4}"].meta
     assert episode["url"].startswith(f"{server.url}/proxy/vod/episode/")
     assert (episode["season"], episode["episode"]) == (0, 1)
     server.dispatcharr_lists = True
@@ -160,16 +165,23 @@ def test_dispatcharr_pages_and_proxy_urls(server: VodServer, auth: str) -> None:
 
 
 def test_dispatcharr_direct_urls_point_at_the_provider(server: VodServer) -> None:
+    """Every movie and episode gets the provider URL the panel itself gives (the episodes'
+    stream ids come from the series' episodes, not from provider-info's rows); the account
+    stays out of the entries, as for Xtream."""
     found = by_key(entries(server.dispatcharr_spec, token=server.token, url_mode="direct"))
-    assert found["movie/3"].meta["url"] == f"{server.url}/movie/alice/s3cret-pass/3.mkv"
-    assert found["episode/5"].meta["url"] == f"{server.url}/series/alice/s3cret-pass/5.mkv"
+    assert fill(found["movie/3"].meta["url"]) == f"{server.url}/movie/alice/s3cret-pass/3.avi"
+    episode = found[f"episode/{EPISODE_ID_OFFSET + 5}"].meta
+    assert fill(episode["url"]) == f"{server.url}/series/alice/s3cret-pass/5.mkv"
+    assert "s3cret-pass" not in json.dumps([e.meta for e in found.values()])
+    xtream = {fill(e.meta["url"]) for e in entries(server.xtream_spec)}
+    assert {fill(e.meta["url"]) for e in found.values()} == xtream
 
 
 def test_dispatcharr_bad_token_is_refused_clearly(
     server: VodServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEDIAMILL_DISPATCHARR_TOKEN", "nope-token-42")
-    with pytest.raises(SourceError, match="refused with HTTP 401") as info:
+    with pytest.raises(SourceError, match=r"refused with HTTP 401 \(auth=api-key") as info:
         entries(server.dispatcharr_spec)
     assert "nope-token-42" not in str(info.value)
 

@@ -188,8 +188,8 @@ def test_url_base_rewrites_the_host_and_bad_urls_fail_without_echo() -> None:
 
 
 def _movie_nfo_as_elementtree_wrote_it(meta: dict[str, Any], title: str) -> bytes:
-    """``<movie>`` as the .nfo writer built it with ``xml.etree`` before it wrote plain text:
-    what existing exports hold, byte for byte."""
+    """``<movie>`` built with ``xml.etree``, as the .nfo writer did before it wrote plain
+    text (plus the ``<ratings>`` block and ``<actor>`` entries added since)."""
     not_xml = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
     def text_of(value: Any) -> str | None:
@@ -209,15 +209,27 @@ def _movie_nfo_as_elementtree_wrote_it(meta: dict[str, Any], title: str) -> byte
     add(root, "year", meta.get("year"))
     add(root, "plot", meta.get("plot"))
     add(root, "rating", meta.get("rating"))
+    rating = text_of(meta.get("rating"))
+    if rating is not None:
+        ratings = ET.SubElement(root, "ratings")
+        block = ET.SubElement(
+            ratings, "rating", {"name": "themoviedb", "max": "10", "default": "true"}
+        )
+        ET.SubElement(block, "value").text = rating
     genre = text_of(meta.get("genre"))
     for part in re.split(r"\s*[,/|;]\s*", genre) if genre else ():
         add(root, "genre", part)
     default = "true"
     for kind in ("tmdb", "imdb", "tvdb"):
         value = text_of(meta.get(f"{kind}_id"))
-        if value is not None:
+        if value is not None and not re.fullmatch(r"(?i)(?:(?:tt)?0+|none|null|n/?a)", value):
             add(root, "uniqueid", value, type=kind, default=default)
             default = "false"
+    cast = text_of(meta.get("cast"))
+    for name in re.split(r"\s*[,;|]\s*", cast) if cast else ():
+        if name:
+            actor = ET.SubElement(root, "actor")
+            ET.SubElement(actor, "name").text = name
     add(root, "thumb", meta.get("thumb"), aspect="poster")
     ET.indent(root, space="  ")
     body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
@@ -233,7 +245,7 @@ def test_nfo_bytes_are_what_elementtree_wrote_so_old_exports_stay_unchanged() ->
     def text() -> str:
         return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
 
-    keys = ("year", "plot", "rating", "genre", "tmdb_id", "imdb_id", "tvdb_id", "thumb")
+    keys = ("year", "plot", "rating", "genre", "tmdb_id", "imdb_id", "tvdb_id", "thumb", "cast")
     for _ in range(500):
         meta = {
             k: rng.choice([text(), rng.randint(0, 3000), rng.random() * 10, None]) for k in keys

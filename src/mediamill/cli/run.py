@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -209,6 +210,8 @@ def _scan_line(name: str, scanned: dict[str, Any]) -> str:
         text += f", [yellow]{problems} passed over[/] (see `mediamill scan`)"
     if scanned.get("source_unchanged"):
         text += " (the provider answered exactly as last time)"
+    for note in scanned.get("notes", ()):
+        text += f"\n[yellow]{escape(str(note))}[/]"
     return text
 
 

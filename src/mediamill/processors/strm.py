@@ -83,7 +83,8 @@ class StrmProcessor(Processor):
     """Writes ``Movies/...`` and ``TV Shows/...`` .strm/.nfo files; see the module docstring."""
 
     name = "strm"
-    version = "1"
+    # 2: .nfo files carry <ratings> and <actor>, no placeholder uniqueid, "Episode N" titles
+    version = "2"
     work = Work.IO
     kinds = frozenset({"movie", "episode"})
     #: a dry run plans every file and reports would_create/would_update and the cleanup

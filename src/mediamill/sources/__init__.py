@@ -4,7 +4,9 @@ Specs: ``xtream+http(s)://[USER:PASS@]HOST[:PORT][/path]``,
 ``dispatcharr+http(s)://HOST[:PORT][/path]``, ``m3u+file:///abs/path.m3u``,
 ``m3u+http(s)://host/path?query``. Xtream credentials come from the URL, else from options
 ``username``/``password``, else from ``MEDIAMILL_XTREAM_USER``/``MEDIAMILL_XTREAM_PASS``;
-the Dispatcharr token from option ``token``, else ``MEDIAMILL_DISPATCHARR_TOKEN``. Other
+Dispatcharr's API key from option ``token``, else ``MEDIAMILL_DISPATCHARR_TOKEN``; without
+one, a Dispatcharr login from options ``username``/``password``, else
+``MEDIAMILL_DISPATCHARR_USER``/``MEDIAMILL_DISPATCHARR_PASS``. Other
 options are passed to the source class (see each class for its options), but for
 ``request_rate``, the provider's requests per second, which the classes call ``rate``: a
 run's own ``rate`` is the engine's ceiling on items per second and never reaches a source.
@@ -126,14 +128,26 @@ def open_source(spec: str, *, options: Mapping[str, Any] | None = None) -> Sourc
         from mediamill.sources.dispatcharr import DispatcharrSource
 
         token = str(options.get("token") or os.environ.get("MEDIAMILL_DISPATCHARR_TOKEN", ""))
-        if not token:
+        username = str(options.get("username") or os.environ.get("MEDIAMILL_DISPATCHARR_USER", ""))
+        password = str(options.get("password") or os.environ.get("MEDIAMILL_DISPATCHARR_PASS", ""))
+        if not token and not (username and password):
             raise ValueError(
-                "Dispatcharr needs an API token: option token or MEDIAMILL_DISPATCHARR_TOKEN"
+                "Dispatcharr needs an API key (option token or MEDIAMILL_DISPATCHARR_TOKEN) "
+                "or a login (options username/password or "
+                "MEDIAMILL_DISPATCHARR_USER/MEDIAMILL_DISPATCHARR_PASS)"
             )
         if parts.username or parts.password:
-            raise ValueError("put the Dispatcharr token in options or the environment, not the URL")
+            raise ValueError(
+                "put the Dispatcharr API key or login in options or the environment, not the URL"
+            )
         base = f"{parts.scheme}://{parts.netloc}{parts.path}"
-        return DispatcharrSource(base, token, **_pick(options, _DISPATCHARR_OPTIONS, family))
+        return DispatcharrSource(
+            base,
+            token or None,
+            username=username or None,
+            password=password or None,
+            **_pick(options, _DISPATCHARR_OPTIONS, family),
+        )
 
     from mediamill.sources.m3u import M3USource
 

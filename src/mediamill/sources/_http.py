@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import httpx
 
@@ -47,11 +47,29 @@ class RateLimiter:
             time.sleep(start - now)
 
 
+class Authenticator(Protocol):
+    """The credentials a fetcher sends with each request, and what it does when a server
+    refuses them (a short-lived token is renewed; a fixed key cannot be)."""
+
+    #: how the credentials are sent, named in the error when they are refused
+    scheme: str
+
+    def headers(self, http: HttpFetcher) -> Mapping[str, str]:
+        """The headers that carry the credentials (may log in first)."""
+        ...
+
+    def renew(self, http: HttpFetcher) -> bool:
+        """After a refusal: ``True`` when new credentials are worth one more try."""
+        ...
+
+
 class HttpFetcher:
     """GET with retries on 5xx/429/timeouts/connection errors and exponential backoff.
 
     ``name`` is the credential-free source name used in messages; ``secrets`` are strings
-    scrubbed from any text that could reach a message (user names, passwords, tokens).
+    scrubbed from any text that could reach a message (user names, passwords, tokens);
+    ``auth`` adds the credentials to every request and is asked to renew them once when a
+    request is refused with HTTP 401.
     """
 
     def __init__(
@@ -60,6 +78,7 @@ class HttpFetcher:
         *,
         secrets: Iterable[str] = (),
         headers: Mapping[str, str] | None = None,
+        auth: Authenticator | None = None,
         rate: float = 5.0,
         retries: int = 4,
         backoff: float = 0.5,
@@ -72,6 +91,7 @@ class HttpFetcher:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._headers = {"Accept": "application/json", "User-Agent": "mediamill"}
         self._headers.update(headers or {})
+        self._auth = auth
         self._limiter = RateLimiter(rate)
         self._retries = retries
         self._backoff = backoff
@@ -117,25 +137,41 @@ class HttpFetcher:
             spool.close()
             raise
 
+    def post_json(self, url: str, what: str, payload: Mapping[str, str]) -> Any:
+        """The decoded JSON answer to a JSON ``POST`` (a login), sent without ``auth``."""
+        body = json.dumps(dict(payload)).encode()
+        answer = self._get(url, what, None, b"".join, body=body)
+        return self.decode_json(answer, what)
+
     def _get(
         self,
         url: str,
         what: str,
         params: Mapping[str, str] | None,
         consume: Callable[[Iterator[bytes]], T],
+        *,
+        body: bytes | None = None,
     ) -> T:
-        """``consume(body chunks)`` of a 200 answer, with retries."""
+        """``consume(body chunks)`` of a 200 answer, with retries; ``body``: a JSON POST."""
         attempt = 0
+        renewed = False
+        auth = self._auth if body is None else None
         while True:
+            headers = dict(self._headers)
+            if auth is not None:
+                headers.update(auth.headers(self))
+            if body is not None:
+                headers["Content-Type"] = "application/json"
             self._limiter.wait()
             self.requests += 1
             retry_after: float | None = None
             try:
                 request = httpx.Request(
-                    "GET",
+                    "GET" if body is None else "POST",
                     url,
                     params=dict(params) if params else None,
-                    headers=self._headers,
+                    headers=headers,
+                    content=body,
                     extensions={"timeout": self._timeout.as_dict()},
                 )
                 response = self._transport.handle_request(request)
@@ -150,9 +186,13 @@ class HttpFetcher:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 cause = self.redact(f"{type(exc).__name__}: {exc}".strip())
             else:
+                if status == 401 and auth is not None and not renewed and auth.renew(self):
+                    renewed = True  # an expired token: once more with a new one
+                    continue
                 if status in (401, 403):
+                    scheme = f" ({auth.scheme})" if auth is not None else ""
                     raise SourceError(
-                        f"{self.name}: {what} was refused with HTTP {status}; "
+                        f"{self.name}: {what} was refused with HTTP {status}{scheme}; "
                         "check the credentials or token"
                     )
                 if status not in _RETRY_STATUS:

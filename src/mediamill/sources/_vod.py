@@ -30,7 +30,13 @@ from decimal import Decimal
 from typing import Any
 
 from mediamill.sources.base import AnswerDigest, SourceEntry, SourceError
-from mediamill.strm.names import split_year, title_key
+from mediamill.strm.names import (
+    is_placeholder_id,
+    split_episode,
+    split_year,
+    strip_prefix,
+    title_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,51 @@ def as_id(value: Any) -> str | None:
     """A provider id as text (``123``, ``"123"`` and ``123.0`` are the same id)."""
     number = as_int(value)
     return str(number) if number is not None else as_str(value)
+
+
+def as_ext_id(value: Any) -> str | None:
+    """A TMDB/IMDb/TVDB id, or ``None`` for the placeholders providers send instead of
+    nothing (``""``, ``0``, ``"0"``, ``tt0000000``): written as a ``uniqueid``, a placeholder
+    sends scrapers to the wrong title."""
+    ident = as_id(value)
+    return None if ident is None or is_placeholder_id(ident) else ident
+
+
+def as_rating(value: Any, five_based: Any = None) -> float | None:
+    """A rating out of 10: ``rating`` or, when it is empty or 0, ``rating_5based`` doubled."""
+    rating = as_float(value)
+    if rating is None:
+        half = as_float(five_based)
+        rating = round(half * 2, 2) if half is not None and half <= 5 else None
+    return rating
+
+
+def first_text(mapping: Any, *keys: str) -> str | None:
+    """The first non-empty text among ``mapping[key]`` for ``keys`` (``None`` if none)."""
+    if not isinstance(mapping, dict):
+        return None
+    for key in keys:
+        text = as_str(mapping.get(key))
+        if text:
+            return text
+    return None
+
+
+def episode_title(raw: str, show: str) -> tuple[str, int | None, int | None]:
+    """The episode's own title and the season and episode a raw provider title carries.
+
+    Panels title episodes ``"Show - S01E01 - Pilot"`` (Dispatcharr stores that as the
+    episode's name), sometimes only the show's name: the title is what follows the
+    ``SxxEyy`` mark, and ``""`` when nothing but the show's name is left. Every VOD source
+    cleans titles here, so one catalog names its episodes the same through any of them.
+    """
+    parsed = split_episode(raw)
+    title = parsed[3] if parsed else raw.strip()
+    season, number = (parsed[1], parsed[2]) if parsed else (None, None)
+    names = {show.casefold(), strip_prefix(show).casefold()} if show else set()
+    if title.casefold() in names or (parsed and not title):
+        title = ""
+    return title, season, number
 
 
 def title_and_year(name: str, year: Any = None) -> tuple[str, int | None]:

@@ -3,28 +3,38 @@
 Lists are paginated DRF-style (``{"count", "next", "results"}``) or plain lists. Episodes
 come from each series' ``provider-info/?include_episodes=true`` endpoint, grouped by season.
 Stream URLs go through Dispatcharr's proxy (``/proxy/vod/movie/<uuid>``) unless
-``url_mode="direct"`` asks for the provider's own URLs.
+``url_mode="direct"`` asks for the provider's own URLs, built the way Dispatcharr builds them
+(``M3UMovieRelation.get_stream_url``): the account's ``server_url`` without an API endpoint
+or query, then ``/movie|series/<user>/<password>/<stream id>.<ext>``, for Xtream Codes
+accounts only. Dispatcharr shows account passwords to admin users only.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
+from mediamill import credentials
+from mediamill.sources._dispatcharr_auth import ApiKeyAuth, JwtLoginAuth
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
     AnswerSpool,
-    as_float,
+    as_ext_id,
     as_id,
     as_int,
+    as_rating,
     as_str,
     as_year,
     compact,
     episode_entries,
+    episode_title,
     fetch_series_answers,
+    first_text,
     flag_duplicates,
     mark_ambiguous,
     movie_group,
@@ -51,12 +61,70 @@ def display_name(base_url: str) -> str:
     return f"dispatcharr+{parts.scheme}://{parts.hostname or ''}{port}{parts.path.rstrip('/')}"
 
 
+def normalize_server_url(url: str) -> str:
+    """An account's ``server_url`` as Dispatcharr uses it in stream URLs
+    (``core.xtream_codes.normalize_server_url``): a trailing ``.php`` endpoint
+    (``/player_api.php``), the query and the fragment are dropped, a base path is kept."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    if last.endswith(".php"):
+        path = path[: -(len(last) + 1)] if "/" in path else ""
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+@dataclass
+class _Account:
+    """A provider account as direct URLs need it: its server, the marker that stands for
+    its username and password (:mod:`mediamill.credentials`: the account stays out
+    of the catalog), or ``why_not``: why it cannot give any."""
+
+    server: str = ""
+    auth: str = ""
+    why_not: str | None = None
+
+
+@dataclass
+class _DirectUrls:
+    """The provider accounts of a direct-mode read, and the entries that kept a proxy URL
+    (by reason), for the read's summary."""
+
+    accounts: dict[str, _Account]
+    fallbacks: Counter[str] = field(default_factory=Counter)
+
+    def url(self, account: Any, kind: str, stream_id: Any, extension: Any) -> str | None:
+        """``<server>/<kind>/<user>/<password>/<stream id>.<ext>``, or ``None`` (the reason
+        counted) when the entry's account cannot give one."""
+        ident = as_id(account.get("id")) if isinstance(account, dict) else None
+        found = self.accounts.get(ident or "")
+        why_not = "its account is not listed" if found is None else found.why_not
+        stream = as_id(stream_id)
+        if why_not is None and not stream:
+            why_not = "Dispatcharr gave no stream id for it"
+        if why_not is not None or found is None or not stream:
+            self.fallbacks[why_not or "no stream id"] += 1
+            return None
+        ext = as_str(extension) or "mp4"
+        ext = ext if _EXTENSION.match(ext) else "mp4"
+        return f"{found.server}/{kind}/{found.auth}/{quote(stream, safe='')}.{ext}"
+
+    def notes(self, name: str) -> list[str]:
+        return [
+            f"{name}: url_mode=direct: {count} entries kept their proxy URL: {reason}"
+            for reason, count in sorted(self.fallbacks.items())
+        ]
+
+
 class DispatcharrSource:
     """Movies then episodes of a Dispatcharr server.
 
-    Options: ``auth`` is ``"bearer"`` (``Authorization: Bearer``) or ``"api-key"``
-    (``X-API-Key``); ``url_mode`` is ``"proxy"`` (default, URLs through Dispatcharr) or
-    ``"direct"`` (provider URLs; costs one ``provider-info`` request per movie);
+    Options: ``auth`` is ``"api-key"`` (``token`` is a Dispatcharr API key, sent as
+    ``X-API-Key``) or ``"login"`` (``username``/``password``, exchanged for JWTs that are
+    renewed as they expire); by default ``"api-key"`` when a token is given, else
+    ``"login"``. ``url_mode`` is ``"proxy"`` (default, URLs through Dispatcharr) or
+    ``"direct"`` (provider URLs; costs one ``provider-info`` request per movie and one
+    ``episodes`` request per series, and needs an admin user, the only ones Dispatcharr
+    shows account passwords to);
     ``public_url`` is the Dispatcharr address written into proxy URLs when players reach it
     at another address than the API; ``page_size``, ``rate``, ``retries``, ``backoff``,
     ``timeout``, ``movies``, ``series``, ``on_series_error`` as for Xtream.
@@ -65,9 +133,11 @@ class DispatcharrSource:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None = None,
         *,
-        auth: str = "bearer",
+        username: str | None = None,
+        password: str | None = None,
+        auth: str | None = None,
         url_mode: str = "proxy",
         public_url: str | None = None,
         movies: bool = True,
@@ -82,10 +152,19 @@ class DispatcharrSource:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("Dispatcharr URL must be an http(s) URL with a host")
-        if not token:
-            raise ValueError("Dispatcharr needs an API token")
-        if auth not in ("bearer", "api-key"):
-            raise ValueError("auth must be 'bearer' or 'api-key'")
+        auth = auth or ("login" if username and password and not token else "api-key")
+        if auth == "bearer":
+            raise ValueError(
+                "auth='bearer' is not an API key scheme: Dispatcharr reads a Bearer token as a "
+                "JWT that expires after 30 minutes; use auth='api-key' with an API key, or "
+                "auth='login' with a username and password"
+            )
+        if auth not in ("api-key", "login"):
+            raise ValueError("auth must be 'api-key' or 'login'")
+        if auth == "api-key" and not token:
+            raise ValueError("Dispatcharr auth=api-key needs an API key (option token)")
+        if auth == "login" and not (username and password):
+            raise ValueError("Dispatcharr auth=login needs a username and a password")
         if url_mode not in ("proxy", "direct"):
             raise ValueError("url_mode must be 'proxy' or 'direct'")
         if on_series_error not in ("fail", "skip"):
@@ -93,8 +172,15 @@ class DispatcharrSource:
         self.base = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}".rstrip("/")
         self.public_url = (public_url or self.base).rstrip("/")
         self.name = display_name(base_url)
-        self._token = token
         self.auth = auth
+        # the login's tokens live here, in memory, for every read of this source
+        self._auth: ApiKeyAuth | JwtLoginAuth = (
+            ApiKeyAuth(token or "")
+            if auth == "api-key"
+            else JwtLoginAuth(self.base, username or "", password or "")
+        )
+        self._who = secret_digest(token or "", username or "")  # what the user may see
+        self.notes: list[str] = []
         self.url_mode = url_mode
         self.movies = movies
         self.series = series
@@ -109,11 +195,9 @@ class DispatcharrSource:
         return f"DispatcharrSource({self.name!r})"
 
     def _fetcher(self) -> HttpFetcher:
-        if self.auth == "bearer":
-            headers = {"Authorization": f"Bearer {self._token}"}
-        else:
-            headers = {"X-API-Key": self._token}
-        return HttpFetcher(self.name, secrets=(self._token,), headers=headers, **self._http_options)
+        return HttpFetcher(
+            self.name, secrets=self._auth.secrets(), auth=self._auth, **self._http_options
+        )
 
     def _pages(self, http: HttpFetcher, path: str, what: str) -> Iterator[dict[str, Any]]:
         """The rows of a list, page after page, as they are fetched."""
@@ -172,11 +256,12 @@ class DispatcharrSource:
         digest."""
         http = self._fetcher()
         spool = AnswerSpool()
+        self.notes = []
         try:
-            accounts = self._accounts(http) if self.url_mode == "direct" else {}
+            direct = self._direct(http) if self.url_mode == "direct" else None
             digest = AnswerDigest(
-                "dispatcharr", self.base, self.public_url, secret_digest(self._token),
-                self.auth, self.movies, self.series, self.page_size, self.on_series_error,
+                "dispatcharr", self.base, self.public_url, self._who,
+                self.movies, self.series, self.page_size, self.on_series_error,
             )  # fmt: skip
             movie_pages = []
             if self.movies:
@@ -206,7 +291,7 @@ class DispatcharrSource:
             if answers is not None and answers == since:
                 self._close(http, spool)
                 return SourceRead(answers, None)
-            return SourceRead(answers, self._entries(http, accounts, movie_pages, shows, spool))
+            return SourceRead(answers, self._entries(http, direct, movie_pages, shows, spool))
         except BaseException:
             self._close(http, spool)
             raise
@@ -231,7 +316,7 @@ class DispatcharrSource:
     def _entries(
         self,
         http: HttpFetcher,
-        accounts: Mapping[str, Mapping[str, str]],
+        direct: _DirectUrls | None,
         movie_pages: list[str],
         shows: list[dict[str, Any]],
         spool: AnswerSpool,
@@ -243,73 +328,75 @@ class DispatcharrSource:
                     for key in movie_pages
                     for row in self._page_rows(http, spool.get(key), "the movie list")
                 )
-                yield from self._movies(http, accounts, rows)
+                yield from self._movies(http, direct, rows)
             if shows:
                 yield from episode_entries(
                     self.name,
                     shows,
                     lambda show: self._series_episodes(
-                        http, show, accounts, spool.get(str(show["show_id"]))
+                        http, show, direct, spool.get(str(show["show_id"]))
                     ),
                     self.on_series_error,
                 )
+            if direct is not None and direct.fallbacks:
+                self.notes = direct.notes(self.name)
+                for note in self.notes:
+                    log.warning("%s", note)
         finally:
             self._close(http, spool)
 
-    def _accounts(self, http: HttpFetcher) -> dict[str, dict[str, str]]:
-        """Provider accounts (server, user, password) by id, for direct URLs."""
-        accounts: dict[str, dict[str, str]] = {}
+    def _direct(self, http: HttpFetcher) -> _DirectUrls:
+        """The active provider accounts, for direct URLs. Refuses (``SourceError``) when an
+        Xtream Codes account's password is not shown: Dispatcharr shows it to admin users
+        only, and a URL without it (``/movie/alice//1.mkv``) plays nothing."""
+        accounts: dict[str, _Account] = {}
         for row in self._pages(http, "/api/m3u/accounts/", "the account list"):
             ident = as_id(row.get("id"))
-            server = as_str(row.get("server_url"))
-            if ident and server:
-                account = {
-                    "server": server.rstrip("/"),
-                    "username": as_str(row.get("username")) or "",
-                    "password": as_str(row.get("password")) or "",
-                }
-                http.add_secrets(account["username"], account["password"])
-                accounts[ident] = account
-        return accounts
-
-    def _direct_url(
-        self,
-        accounts: Mapping[str, Mapping[str, str]],
-        account: Any,
-        kind: str,
-        info: Mapping[str, Any],
-    ) -> str | None:
-        direct = as_str(info.get("direct_source"))
-        if direct:
-            return direct
-        ident = as_id(account.get("id")) if isinstance(account, dict) else None
-        found = accounts.get(ident or "")
-        stream_id = as_id(info.get("stream_id"))
-        if not found or not stream_id:
-            return None
-        ext = as_str(info.get("container_extension")) or "mp4"
-        ext = ext if _EXTENSION.match(ext) else "mp4"
-        user, password = quote(found["username"], safe=""), quote(found["password"], safe="")
-        return f"{found['server']}/{kind}/{user}/{password}/{stream_id}.{ext}"
+            if not ident or row.get("is_active") is False:
+                continue
+            kind = as_str(row.get("account_type")) or "STD"
+            server = normalize_server_url(as_str(row.get("server_url")) or "")
+            username = as_str(row.get("username")) or ""
+            password = as_str(row.get("password")) or ""
+            account = _Account(server)
+            parts = urlsplit(server)
+            if kind.upper() != "XC":
+                account.why_not = f"its account is not Xtream Codes (account_type {kind})"
+            elif parts.scheme not in ("http", "https") or not parts.hostname:
+                account.why_not = "its account's server_url is not an http(s) URL"
+            elif not username or not password:
+                label = as_str(row.get("name")) or ident
+                raise SourceError(
+                    f"{self.name}: url_mode=direct needs the provider username and password "
+                    f"of account {label!r}, which Dispatcharr shows to admin users only "
+                    f"({self._auth.scheme}); use an admin user's credentials, or url_mode=proxy"
+                )
+            else:
+                account.auth = credentials.marker(server, username, password)
+            http.add_secrets(username, password)
+            accounts[ident] = account
+        return _DirectUrls(accounts)
 
     def _movies(
-        self,
-        http: HttpFetcher,
-        accounts: Mapping[str, Mapping[str, str]],
-        rows: Iterator[dict[str, Any]],
+        self, http: HttpFetcher, direct: _DirectUrls | None, rows: Iterator[dict[str, Any]]
     ) -> Iterator[SourceEntry]:
         # every page is read (to find duplicate titles) before the first entry comes out,
         # but only one id per title stays in memory: the metas wait in a temp file
         for meta in flag_duplicates(self._movie_metas(rows), movie_group, _meta_id):
-            if self.url_mode == "direct":
+            if direct is not None:
                 info = http.get_json(
                     f"{self.base}/api/vod/movies/{meta['id']}/provider-info/", "movie provider-info"
                 )
-                if isinstance(info, dict):
-                    url = self._direct_url(accounts, info.get("m3u_account"), "movie", info)
-                    if url:
-                        meta["url"] = url
-                        meta["stream_id"] = as_id(info.get("stream_id")) or ""
+                info = info if isinstance(info, dict) else {}
+                url = as_str(info.get("direct_source")) or direct.url(
+                    info.get("m3u_account"),
+                    "movie",
+                    info.get("stream_id"),
+                    info.get("container_extension"),
+                )
+                if url:
+                    meta["url"] = url
+                    meta["stream_id"] = as_id(info.get("stream_id")) or ""
             yield SourceEntry(key=f"movie/{meta['id']}", kind="movie", meta=meta)
 
     def _movie_metas(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -327,10 +414,11 @@ class DispatcharrSource:
                     "title": title,
                     "year": year,
                     "plot": as_str(row.get("description")),
-                    "rating": as_float(row.get("rating")),
+                    "rating": as_rating(row.get("rating")),
                     "genre": as_str(row.get("genre")),
-                    "tmdb_id": as_id(row.get("tmdb_id")),
-                    "imdb_id": as_str(row.get("imdb_id")),
+                    "tmdb_id": as_ext_id(row.get("tmdb_id")),
+                    "imdb_id": as_ext_id(row.get("imdb_id")),
+                    "cast": first_text(row.get("custom_properties"), "actors", "cast"),
                     "thumb": _logo(row.get("logo")),
                     "url": f"{self.public_url}/proxy/vod/movie/{quote(uuid, safe='')}",
                 }
@@ -349,19 +437,16 @@ class DispatcharrSource:
                     "show_id": ident,
                     "show_plot": as_str(row.get("description")),
                     "show_genre": as_str(row.get("genre")),
-                    "show_rating": as_float(row.get("rating")),
+                    "show_rating": as_rating(row.get("rating")),
                     "show_thumb": _logo(row.get("logo")),
-                    "show_tmdb_id": as_id(row.get("tmdb_id")),
-                    "show_imdb_id": as_str(row.get("imdb_id")),
+                    "show_tmdb_id": as_ext_id(row.get("tmdb_id")),
+                    "show_imdb_id": as_ext_id(row.get("imdb_id")),
+                    "show_cast": first_text(row.get("custom_properties"), "cast", "actors"),
                 }
             )
 
     def _series_episodes(
-        self,
-        http: HttpFetcher,
-        show: dict[str, Any],
-        accounts: Mapping[str, Mapping[str, str]],
-        body: bytes,
+        self, http: HttpFetcher, show: dict[str, Any], direct: _DirectUrls | None, body: bytes
     ) -> list[dict[str, Any]]:
         data = http.decode_json(body, "series provider-info")
         if not isinstance(data, dict):
@@ -369,48 +454,88 @@ class DispatcharrSource:
                 f"{self.name}: provider-info of series {show['show_id']} is malformed"
             )
         seasons = data.get("episodes") or {}
-        if isinstance(seasons, list):
-            seasons = {"": seasons}
+        if isinstance(seasons, list):  # as Dispatcharr's importer reads a list: index = season
+            seasons = {str(index): rows for index, rows in enumerate(seasons)}
         if not isinstance(seasons, dict):
             raise SourceError(f"{self.name}: episodes of series {show['show_id']} are malformed")
+        streams = self._episode_streams(http, show, data) if direct is not None else {}
         episodes: list[dict[str, Any]] = []
         for season_key, rows in seasons.items():
             for row in rows if isinstance(rows, list) else []:
-                if not isinstance(row, dict):
+                meta = self._episode_meta(row, as_int(season_key), show) if row else None
+                if meta is None:
                     continue
-                ident, uuid = as_id(row.get("id")), as_str(row.get("uuid"))
-                if not ident or not uuid:
-                    continue
-                season = as_int(row.get("season_number"))
-                if season is None:
-                    season = as_int(season_key) or 0
-                url: str | None = f"{self.public_url}/proxy/vod/episode/{quote(uuid, safe='')}"
-                if self.url_mode == "direct":
-                    url = self._direct_url(accounts, data.get("m3u_account"), "series", row) or url
-                episodes.append(
-                    compact(
-                        {
-                            **show,
-                            "id": ident,
-                            "uuid": uuid,
-                            "title": as_str(row.get("title") or row.get("name")),
-                            "season": season,
-                            "episode": as_int(row.get("episode_number")) or 0,
-                            "plot": as_str(row.get("plot") or row.get("description")),
-                            "aired": as_str(row.get("air_date")),
-                            "rating": as_float(row.get("rating")),
-                            "tmdb_id": as_id(row.get("tmdb_id")),
-                            "imdb_id": as_str(row.get("imdb_id")),
-                            "thumb": as_str(row.get("movie_image")),
-                            "url": url,
-                        }
+                if direct is not None:
+                    stream = streams.get(meta["id"], {})
+                    url = direct.url(
+                        data.get("m3u_account"),
+                        "series",
+                        stream.get("stream_id"),
+                        stream.get("container_extension") or row.get("container_extension"),
                     )
-                )
+                    meta["url"] = url or meta["url"]
+                episodes.append(meta)
         if as_year(data.get("year")) and "show_year" not in show:
             for meta in episodes:
                 meta["show_year"] = as_year(data.get("year"))
         mark_ambiguous(episodes, lambda m: f"{m['season']}x{m['episode']}", lambda m: str(m["id"]))
         return episodes
+
+    def _episode_meta(
+        self, row: Any, season_key: int | None, show: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """One provider-info episode row. Dispatcharr keeps the panel's raw title ("Show -
+        S01E01 - Pilot") as the episode's name: it is cleaned as Xtream titles are."""
+        if not isinstance(row, dict):
+            return None
+        ident, uuid = as_id(row.get("id")), as_str(row.get("uuid"))
+        if not ident or not uuid:
+            return None
+        raw = first_text(row, "title", "name") or ""
+        title, title_season, title_number = episode_title(raw, str(show.get("show", "")))
+        season = as_int(row.get("season_number"))
+        if season is None:
+            season = season_key if season_key is not None else (title_season or 0)
+        number = as_int(row.get("episode_number"))
+        return compact(
+            {
+                **show,
+                "id": ident,
+                "uuid": uuid,
+                "title": title,
+                "season": season,
+                "episode": number if number is not None else (title_number or 0),
+                "plot": first_text(row, "plot", "description"),
+                "aired": first_text(row, "air_date", "release_date", "releasedate"),
+                "rating": as_rating(row.get("rating")),
+                "tmdb_id": as_ext_id(row.get("tmdb_id")),
+                "imdb_id": as_ext_id(row.get("imdb_id")),
+                "thumb": as_str(row.get("movie_image")),
+                "url": f"{self.public_url}/proxy/vod/episode/{quote(uuid, safe='')}",
+            }
+        )
+
+    def _episode_streams(
+        self, http: HttpFetcher, show: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
+        """Episode id -> its stream on the series' account (``stream_id``,
+        ``container_extension``), from ``/api/vod/series/<id>/episodes/``: provider-info's
+        episode rows carry no stream id, the episodes' provider relations do."""
+        account = data.get("m3u_account")
+        wanted = as_id(account.get("id")) if isinstance(account, dict) else None
+        answer = http.get_json(
+            f"{self.base}/api/vod/series/{show['show_id']}/episodes/", "series episodes"
+        )
+        streams: dict[str, dict[str, Any]] = {}
+        for episode in answer if isinstance(answer, list) else []:
+            ident = as_id(episode.get("id")) if isinstance(episode, dict) else None
+            providers = episode.get("providers") if isinstance(episode, dict) else None
+            for relation in providers if ident and isinstance(providers, list) else []:
+                owner = relation.get("m3u_account") if isinstance(relation, dict) else None
+                owner_id = as_id(owner.get("id")) if isinstance(owner, dict) else None
+                if owner_id == wanted and ident:
+                    streams.setdefault(ident, relation)
+        return streams
 
 
 def _meta_id(meta: Mapping[str, Any]) -> str:
@@ -418,6 +543,8 @@ def _meta_id(meta: Mapping[str, Any]) -> str:
 
 
 def _logo(value: Any) -> str | None:
+    """A logo's URL: Dispatcharr's cached copy (``cache_url``, reachable wherever
+    Dispatcharr is) before the provider's own, which often dies or blocks hotlinking."""
     if isinstance(value, dict):
-        return as_str(value.get("url")) or as_str(value.get("cache_url"))
+        return as_str(value.get("cache_url")) or as_str(value.get("url"))
     return as_str(value)

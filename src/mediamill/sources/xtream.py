@@ -28,14 +28,17 @@ from mediamill import credentials
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
     AnswerSpool,
-    as_float,
+    as_ext_id,
     as_id,
     as_int,
+    as_rating,
     as_str,
     as_year,
     compact,
     episode_entries,
+    episode_title,
     fetch_series_answers,
+    first_text,
     flag_duplicates,
     mark_ambiguous,
     movie_group,
@@ -50,11 +53,12 @@ from mediamill.sources.base import (
     secret_digest,
 )
 from mediamill.strm.files import write_atomic
-from mediamill.strm.names import split_episode, strip_prefix
 
 log = logging.getLogger(__name__)
 
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,8}$")
+#: where an episode's ``info`` keeps its air date, by how common the spelling is
+_AIRED = ("releasedate", "release_date", "releaseDate", "air_date")
 _UNQUOTED = re.compile(r"^[A-Za-z0-9_.~-]+$")
 #: how stream URLs are made, part of the answers' digest: catalogs whose entries carried the
 #: account in their URLs are parsed again, and their metadata rewritten without it
@@ -315,7 +319,8 @@ class XtreamSource:
         if not stream_id:
             return None
         name = as_str(row.get("name")) or as_str(row.get("title")) or ""
-        title, year = title_and_year(name, row.get("year") or row.get("releaseDate"))
+        year = row.get("year") or row.get("releaseDate") or row.get("release_date")
+        title, year = title_and_year(name, year)
         return compact(
             {
                 "id": stream_id,
@@ -323,10 +328,10 @@ class XtreamSource:
                 "title": title,
                 "year": year,
                 "plot": as_str(row.get("plot")),
-                "rating": as_float(row.get("rating")),
+                "rating": as_rating(row.get("rating"), row.get("rating_5based")),
                 "genre": as_str(row.get("genre")),
-                "tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
-                "imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
+                "tmdb_id": as_ext_id(row.get("tmdb") or row.get("tmdb_id")),
+                "imdb_id": as_ext_id(row.get("imdb") or row.get("imdb_id")),
                 "thumb": as_str(row.get("stream_icon")),
                 "category": categories.get(as_id(row.get("category_id")) or ""),
                 "url": self._url("movie", stream_id, row.get("container_extension")),
@@ -349,11 +354,12 @@ class XtreamSource:
             {
                 "plot": as_str(info.get("plot") or info.get("description")),
                 "genre": as_str(info.get("genre")),
-                "rating": as_float(info.get("rating")),
-                "tmdb_id": as_id(info.get("tmdb_id") or info.get("tmdb")),
-                "imdb_id": as_str(info.get("imdb_id")),
+                "rating": as_rating(info.get("rating"), info.get("rating_5based")),
+                "tmdb_id": as_ext_id(info.get("tmdb_id") or info.get("tmdb")),
+                "imdb_id": as_ext_id(info.get("imdb_id")),
                 "thumb": as_str(info.get("movie_image") or info.get("cover_big")),
                 "originaltitle": as_str(info.get("o_name")),
+                "cast": first_text(info, "cast", "actors"),
             }
         )
         if "year" not in meta:
@@ -411,10 +417,10 @@ class XtreamSource:
                 "show_id": series_id,
                 "show_plot": as_str(row.get("plot")),
                 "show_genre": as_str(row.get("genre")),
-                "show_rating": as_float(row.get("rating")),
+                "show_rating": as_rating(row.get("rating"), row.get("rating_5based")),
                 "show_thumb": as_str(row.get("cover")),
-                "show_tmdb_id": as_id(row.get("tmdb") or row.get("tmdb_id")),
-                "show_imdb_id": as_str(row.get("imdb") or row.get("imdb_id")),
+                "show_tmdb_id": as_ext_id(row.get("tmdb") or row.get("tmdb_id")),
+                "show_imdb_id": as_ext_id(row.get("imdb") or row.get("imdb_id")),
                 "category": categories.get(as_id(row.get("category_id")) or ""),
             }
         )
@@ -433,6 +439,7 @@ class XtreamSource:
                 f"{self.name}: get_series_info for series {show['show_id']} answered "
                 f"{type(data).__name__}, not an object"
             )
+        show = {**show, **_show_details(data.get("info"))}  # the detail answer wins
         episodes: list[dict[str, Any]] = []
         for season_hint, row in _episode_rows(data.get("episodes"), self.name, show["show_id"]):
             meta = self._episode_meta(row, season_hint, show)
@@ -450,17 +457,13 @@ class XtreamSource:
         raw_info = row.get("info")
         info: Mapping[str, Any] = raw_info if isinstance(raw_info, dict) else {}
         raw_title = as_str(row.get("title")) or as_str(info.get("name")) or ""
-        parsed = split_episode(raw_title)
+        title, title_season, title_number = episode_title(raw_title, str(show.get("show", "")))
         season = as_int(row.get("season"))
         if season is None:
-            season = season_hint if season_hint is not None else (parsed[1] if parsed else 1)
+            season = season_hint if season_hint is not None else (title_season or 1)
         number = as_int(row.get("episode_num"))
         if number is None:
-            number = parsed[2] if parsed else 0
-        title = parsed[3] if parsed else raw_title
-        show_name = str(show.get("show", ""))
-        if title.casefold() in (show_name.casefold(), strip_prefix(show_name).casefold()):
-            title = ""
+            number = title_number or 0
         return compact(
             {
                 **show,
@@ -468,10 +471,11 @@ class XtreamSource:
                 "title": title,
                 "season": season,
                 "episode": number,
-                "plot": as_str(info.get("plot") or info.get("overview")),
-                "aired": as_str(info.get("releasedate") or info.get("air_date")),
-                "rating": as_float(info.get("rating")),
-                "tmdb_id": as_id(info.get("tmdb_id")),
+                "plot": first_text(info, "plot", "overview"),
+                "aired": first_text(info, *_AIRED),
+                "rating": as_rating(info.get("rating"), info.get("rating_5based")),
+                "tmdb_id": as_ext_id(info.get("tmdb_id") or info.get("tmdb")),
+                "imdb_id": as_ext_id(info.get("imdb_id") or info.get("imdb")),
                 "thumb": as_str(info.get("movie_image")),
                 "url": self._url("series", episode_id, row.get("container_extension")),
                 "stream_id": episode_id,
@@ -530,6 +534,25 @@ class _SeriesCache:
             log.warning("cannot keep the answer of series %s in %s: %s", series_id, path, exc)
 
 
+def _show_details(info: Any) -> dict[str, Any]:
+    """The show fields of a ``get_series_info`` answer's ``info`` (often richer than the
+    ``get_series`` row: its TMDB id, cast). Name and year are left to the row, which names
+    the show's folder and decides which shows share a name."""
+    if not isinstance(info, dict):
+        return {}
+    return compact(
+        {
+            "show_plot": first_text(info, "plot", "description"),
+            "show_genre": as_str(info.get("genre")),
+            "show_rating": as_rating(info.get("rating"), info.get("rating_5based")),
+            "show_thumb": as_str(info.get("cover")),
+            "show_tmdb_id": as_ext_id(info.get("tmdb") or info.get("tmdb_id")),
+            "show_imdb_id": as_ext_id(info.get("imdb") or info.get("imdb_id")),
+            "show_cast": first_text(info, "cast", "actors"),
+        }
+    )
+
+
 def _meta_id(meta: Mapping[str, Any]) -> str:
     return str(meta["id"])
 
@@ -567,9 +590,11 @@ def _episode_rows(
                 raise SourceError(f"{source}: series {series_id} has a malformed season")
             yield from ((hint, row) for row in season_rows if isinstance(row, dict))
     elif isinstance(episodes, list):
-        for item in episodes:
+        # PHP encodes the seasons as a list when their keys run 0, 1, 2...: the index is
+        # the season (what Dispatcharr's importer takes too)
+        for index, item in enumerate(episodes):
             if isinstance(item, list):
-                yield from ((None, row) for row in item if isinstance(row, dict))
+                yield from ((index, row) for row in item if isinstance(row, dict))
             elif isinstance(item, dict):
                 yield None, item
     else:

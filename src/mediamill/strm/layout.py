@@ -36,6 +36,7 @@ _EXTENSIONS = (".strm", ".nfo")
 _FILE_STEM_BYTES = MAX_COMPONENT_BYTES - max(len(ext) for ext in _EXTENSIONS)
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
 _URL_ORIGIN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
+_EMPTY_SEGMENT = re.compile(r"^https?://[^/?#]+[^?#]*//", re.IGNORECASE)
 
 
 class UnsafePath(ValueError):
@@ -257,6 +258,9 @@ class Layout:
         if not _URL.match(url):
             raise ValueError("entry has no usable stream URL")
         url = credentials.fill(url)  # the account, kept out of the catalog
+        if _EMPTY_SEGMENT.match(url):
+            # ".../movie/alice//1.mkv": a credential that was not there when the URL was made
+            raise ValueError("entry's stream URL has an empty path segment (a missing credential?)")
         if self.url_base:
             url = _URL_ORIGIN.sub(self.url_base.rstrip("/"), url, count=1)
         return url
@@ -296,6 +300,6 @@ def _fallback(key: str, what: str = "Untitled") -> str:
 
 
 def _episode_label(meta: Mapping[str, Any]) -> str:
-    season = _as_int(meta.get("season")) or 0
-    episode = _as_int(meta.get("episode")) or 0
-    return f"S{season:02d}E{episode:02d}"
+    """An untitled episode's title in its .nfo: "Episode 3", as TMDB and TheTVDB name them
+    (players show it after the season and number they already display)."""
+    return f"Episode {_as_int(meta.get('episode')) or 0}"

@@ -51,6 +51,14 @@ _EPISODE_MARK = re.compile(
 )
 
 
+_PLACEHOLDER_ID = re.compile(r"^(?:(?:tt)?0+|none|null|n/?a)?$", re.IGNORECASE)
+
+
+def is_placeholder_id(text: str) -> bool:
+    """Whether an external id is what providers send for "none": empty, ``0``, ``tt0000000``."""
+    return bool(_PLACEHOLDER_ID.match(text.strip()))
+
+
 def truncate_utf8(text: str, max_bytes: int) -> str:
     """``text`` cut to at most ``max_bytes`` of UTF-8, never splitting a character."""
     raw = text.encode("utf-8")

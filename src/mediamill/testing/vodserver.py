@@ -23,6 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from mediamill.testing import dispatcharr as dispatcharr_api
+from mediamill.testing.dispatcharr import DispatcharrAuth
+
 _WORDS = (
     *("Amber", "Blade", "Castle", "Dawn", "Echo", "Falcon", "Garden", "Harbor", "Island"),
     *("Jungle", "Kingdom", "Lantern", "Meadow", "Night", "Ocean", "Phantom", "Quest", "River"),
@@ -58,6 +61,13 @@ class VodCatalog:
     scans, as a provider would; ``new_episodes`` (series index -> how many) adds episodes to a
     series and moves its ``last_modified``, unless ``frozen_last_modified`` (panels that
     never update it).
+
+    ``seasons_shape="php"`` encodes ``episodes`` as PHP's ``json_encode`` does: a list when
+    the season keys run 0, 1, 2... (specials first), else an object; ``season_field=False``
+    leaves ``season`` out of the episode rows and ``plain_titles`` titles episodes "Part 3"
+    rather than "Show - S01E03 - Part 3". ``xtream_extras`` (on by default) adds what real
+    panels send that Dispatcharr's importer drops: a TMDB id and cast only in
+    ``get_series_info.info``, ratings only as ``rating_5based``, ``releaseDate`` air dates.
     """
 
     movies: int
@@ -70,6 +80,9 @@ class VodCatalog:
     duplicates: int = 0
     nasty_names: bool = False
     seasons_shape: str = "dict"
+    season_field: bool = True
+    plain_titles: bool = False
+    xtream_extras: bool = True
     renamed: dict[int, str] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)
     new_episodes: dict[int, int] = field(default_factory=dict)
@@ -141,6 +154,11 @@ class VodCatalog:
             row["genre"] = _GENRES[index % len(_GENRES)]
         if index % 4 == 0:
             row["tmdb"] = str(10_000 + index)
+        elif self.messy and index % 4 == 2:
+            row["tmdb"] = 0 if index % 8 == 2 else "0"  # panels' "no id"
+        if self.xtream_extras and self.messy and index % 6 == 5:
+            row["rating_5based"] = round(rating / 2, 2)
+            row["rating"] = ""
         return row
 
     def vod_info(self, stream_id: int) -> dict[str, Any]:
@@ -190,6 +208,11 @@ class VodCatalog:
             row["last_modified"] = str(1_800_000_000 + index + self.new_episodes[index])
         if year:
             row["releaseDate" if self.messy else "year"] = f"{year}-01-01"
+        if not (self.xtream_extras and index % 2 == 1):  # else only the detail answer has it
+            row["tmdb"] = str(20_000 + index)
+            row["cast"] = f"Actor {index}, Actress {index}"
+        elif self.messy:
+            row["tmdb"] = "0"
         return row
 
     def episode_numbers(self, index: int) -> Iterator[tuple[int, int, int]]:
@@ -204,37 +227,76 @@ class VodCatalog:
         for k in range(self.new_episodes.get(index, 0)):  # a season added later
             yield 10_000_000 + index * 1000 + k, 50, 1 + k
 
+    def episode_title(self, index: int, season: int, number: int) -> str:
+        """An episode's raw title as the panel sends it (and Dispatcharr keeps it)."""
+        show, _year = self.series_title(index)
+        if self.missing_fields and number == 2:
+            return show  # an untitled episode: panels send the show's name
+        if self.plain_titles:
+            return f"Part {number}"
+        return f"{show} - S{season:02d}E{number:02d} - Part {number}"
+
+    def episode_info(self, episode_id: int, number: int) -> dict[str, Any]:
+        """An episode row's ``info``; its air date under each spelling panels use."""
+        dates = ("releasedate", "release_date", "air_date", "releaseDate")
+        date_key = dates[episode_id % (4 if self.xtream_extras else 3)]
+        info: dict[str, Any] = {
+            date_key: f"2020-01-{number:02d}",
+            "plot": f"Episode {number}.",
+            "rating": "6.5",
+            "movie_image": f"http://img.invalid/e/{episode_id}.jpg",
+            "tmdb_id": 0 if episode_id % 3 == 0 else 30_000 + episode_id,
+        }
+        if episode_id % 2 == 0:
+            info["imdb_id"] = f"tt{1_000_000 + episode_id}"
+        return info
+
+    def show_info(self, index: int) -> dict[str, Any]:
+        """``get_series_info.info``: the show's details (with a TMDB id the row may lack)."""
+        title, year = self.series_title(index)
+        return {
+            "name": title,
+            "cover": f"http://img.invalid/s/{index + 1}-big.jpg",
+            "plot": f"The saga of {title}.",
+            "cast": f"Actor {index}, Actress {index}",
+            "genre": _GENRES[index % len(_GENRES)],
+            "releaseDate": f"{year}-01-01" if year else "",
+            "rating": "7.2",
+            "rating_5based": 3.6,
+            "tmdb": str(20_000 + index),
+            "backdrop_path": [],
+        }
+
     def series_info(self, index: int) -> dict[str, Any]:
         """The ``get_series_info`` answer, with ``episodes`` in the configured shape."""
-        show, _year = self.series_title(index)
-        seasons: dict[str, list[dict[str, Any]]] = {}
+        seasons: dict[int, list[dict[str, Any]]] = {}
         for episode_id, season, number in self.episode_numbers(index):
-            untitled = self.missing_fields and number == 2
-            label = f"{show} - S{season:02d}E{number:02d} - Part {number}"
             row: dict[str, Any] = {
                 "id": str(episode_id),
                 "episode_num": str(number) if self.messy else number,
-                "title": show if untitled else label,
+                "title": self.episode_title(index, season, number),
                 "container_extension": "mkv",
-                "info": {
-                    "releasedate": f"2020-01-{number:02d}",
-                    "plot": f"Episode {number} of {show}.",
-                    "rating": "6.5",
-                    "movie_image": f"http://img.invalid/e/{episode_id}.jpg",
-                },
-                "season": season if not self.messy else str(season),
+                "info": self.episode_info(episode_id, number),
             }
-            seasons.setdefault(str(season), []).append(row)
-        episodes: Any = seasons
-        if self.seasons_shape == "list":
+            if self.season_field:
+                row["season"] = season if not self.messy else str(season)
+            seasons.setdefault(season, []).append(row)
+        episodes: Any = {str(k): rows for k, rows in seasons.items()}
+        if self.seasons_shape == "php":
+            ordered = sorted(seasons)
+            if ordered == list(range(len(ordered))):
+                episodes = [seasons[k] for k in ordered]
+            else:
+                episodes = {str(k): seasons[k] for k in ordered}
+        elif self.seasons_shape == "list":
             episodes = list(seasons.values())
         elif self.seasons_shape == "flat":
             episodes = [row for rows in seasons.values() for row in rows]
         elif self.seasons_shape == "mixed":
-            episodes = seasons if index % 2 == 0 else list(seasons.values())
+            episodes = episodes if index % 2 == 0 else list(seasons.values())
         return {
-            "seasons": [{"season_number": int(s)} for s in seasons],
-            "info": {"name": show},
+            "seasons": [{"season_number": s} for s in seasons],
+            "info": self.show_info(index),
             "episodes": episodes,
         }
 
@@ -246,7 +308,8 @@ def make_catalog(
     movies: int, series: int, episodes_per_series: int, seed: int = 0, **options: Any
 ) -> VodCatalog:
     """A generated catalog (options: messy, specials, missing_fields, duplicates, nasty_names,
-    seasons_shape "dict"|"list"|"mixed"|"flat")."""
+    seasons_shape "dict"|"list"|"mixed"|"flat"|"php", season_field, plain_titles,
+    xtream_extras)."""
     return VodCatalog(movies, series, episodes_per_series, seed, **options)
 
 
@@ -257,6 +320,10 @@ class VodServer:
     ``malformed`` holds Xtream actions or Dispatcharr paths that answer non-JSON;
     ``dispatcharr_lists`` serves plain lists instead of pages. Counters: ``requests``,
     ``refreshes`` (media-server refresh calls received).
+
+    Dispatcharr (see :mod:`mediamill.testing.dispatcharr`): ``token`` is an admin's API key;
+    ``dispatcharr_auth`` holds the other keys and logins (``dispatcharr_login`` is an admin
+    login); ``account_type`` and ``account_server_url`` describe the provider account.
     """
 
     def __init__(
@@ -281,6 +348,12 @@ class VodServer:
         self.malformed = set(malformed or ())
         self.dispatcharr_lists = dispatcharr_lists
         self.page_size_max = page_size_max
+        self.dispatcharr_login = ("admin", "d-admin-pass")
+        self.dispatcharr_auth = DispatcharrAuth(
+            api_keys={token: True}, logins={"admin": ("d-admin-pass", True)}
+        )
+        self.account_type = "XC"
+        self.account_server_url: str | None = None
         self.requests = 0
         #: Xtream requests by action ("" for the account check)
         self.actions: Counter[str] = Counter()
@@ -366,81 +439,20 @@ class VodServer:
             return catalog.series_info(index) if 0 <= index < catalog.series else []
         return []
 
-    def dispatcharr_movie(self, index: int) -> dict[str, Any]:
-        title, year = self.catalog.movie_title(index)
-        row = self.catalog.movie(index)
-        return {
-            "id": index + 1,
-            "uuid": f"00000000-0000-4000-8000-{index + 1:012d}",
-            "name": title,
-            "year": year,
-            "description": row.get("plot"),
-            "rating": row.get("rating"),
-            "genre": row.get("genre"),
-            "tmdb_id": row.get("tmdb"),
-            "imdb_id": None,
-            "logo": {"id": index + 1, "url": row["stream_icon"]},
-        }
-
-    def dispatcharr_series(self, index: int) -> dict[str, Any]:
-        title, year = self.catalog.series_title(index)
-        return {
-            "id": index + 1,
-            "uuid": f"00000000-0000-4000-9000-{index + 1:012d}",
-            "name": title,
-            "year": year,
-            "description": f"The saga of {title}.",
-            "genre": _GENRES[index % len(_GENRES)],
-            "rating": "7.2",
-            "logo": None,
-        }
-
-    def dispatcharr_provider_info(self, index: int) -> dict[str, Any]:
-        info = self.catalog.series_info(index)
-        seasons: dict[str, list[dict[str, Any]]] = {}
-        for episode_id, season, number in self.catalog.episode_numbers(index):
-            seasons.setdefault(str(season), []).append(
-                {
-                    "id": episode_id,
-                    "uuid": f"00000000-0000-4000-a000-{episode_id:012d}",
-                    "stream_id": episode_id,
-                    "name": f"Part {number}",
-                    "title": f"Part {number}",
-                    "season_number": season,
-                    "episode_number": number,
-                    "air_date": f"2020-01-{number:02d}",
-                    "plot": f"Episode {number}.",
-                    "container_extension": "mkv",
-                }
-            )
-        return {
-            "id": index + 1,
-            "name": info["info"]["name"],
-            "episodes": seasons,
-            "m3u_account": {"id": 1, "name": "stand-in", "account_type": "XC"},
-        }
-
-    def dispatcharr(self, path: str, query: dict[str, str]) -> Any:
+    def dispatcharr(self, path: str, query: dict[str, str], admin: bool = True) -> Any:
+        """A Dispatcharr GET answer (``None``: 404) for a caller who is admin or not."""
         catalog = self.catalog
         if path == "/api/m3u/accounts/":
-            return [
-                {
-                    "id": 1,
-                    "name": "stand-in",
-                    "server_url": self.url,
-                    "username": self.username,
-                    "password": self.password,
-                }
-            ]
+            return dispatcharr_api.account_rows(self, admin)
         if path in ("/api/vod/movies/", "/api/vod/series/"):
             if path == "/api/vod/movies/":
                 indexes: Sequence[int] = catalog.movie_indexes()
-                build = self.dispatcharr_movie
+                build = dispatcharr_api.movie_row
             else:
                 indexes = range(catalog.series)
-                build = self.dispatcharr_series
+                build = dispatcharr_api.series_row
             if self.dispatcharr_lists:
-                return [build(i) for i in indexes]
+                return [build(self, i) for i in indexes]
             size = min(int(query.get("page_size", "20")), self.page_size_max)
             page = int(query.get("page", "1"))
             chunk = indexes[(page - 1) * size : page * size]
@@ -449,20 +461,19 @@ class VodServer:
                 "count": len(indexes),
                 "next": f"{self.url}{path}?page={page + 1}&page_size={size}" if more else None,
                 "previous": None,
-                "results": [build(i) for i in chunk],
+                "results": [build(self, i) for i in chunk],
             }
         parts = path.strip("/").split("/")
-        detail = len(parts) == 5 and parts[:2] == ["api", "vod"] and parts[4] == "provider-info"
-        if detail and parts[2] == "series":
-            return self.dispatcharr_provider_info(int(parts[3]) - 1)
-        if detail and parts[2] == "movies":
-            stream_id = int(parts[3])
-            return {
-                "id": stream_id,
-                "stream_id": stream_id,
-                "container_extension": "mkv",
-                "m3u_account": {"id": 1, "name": "stand-in"},
-            }
+        if len(parts) != 5 or parts[:2] != ["api", "vod"] or not parts[3].isdigit():
+            return None
+        ident = int(parts[3])
+        if parts[2] == "series" and 0 < ident <= catalog.series:
+            if parts[4] == "provider-info":
+                return dispatcharr_api.series_provider_info(self, ident - 1)
+            if parts[4] == "episodes":
+                return dispatcharr_api.series_episodes(self, ident - 1)
+        if parts[2] == "movies" and parts[4] == "provider-info" and 0 < ident <= catalog.movies:
+            return dispatcharr_api.movie_provider_info(self, ident)
         return None
 
     def m3u_text(self) -> str:
@@ -522,7 +533,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self._prelude():
             return
-        if urlsplit(self.path).path == "/Library/Refresh":
+        path = urlsplit(self.path).path
+        if path in ("/api/accounts/token/", "/api/accounts/token/refresh/"):
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._send(400, b'{"detail": "JSON parse error"}')
+                return
+            auth = self.vod.dispatcharr_auth
+            status, answer = auth.login(body) if path.endswith("/token/") else auth.refresh(body)
+            self._send(status, json.dumps(answer).encode())
+            return
+        if path == "/Library/Refresh":
             if self.headers.get("X-Emby-Token") == self.vod.token:
                 self.vod.refreshes.append("jellyfin")
                 self._send(204, b"")
@@ -558,14 +581,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(401, b"")
             return
         if parts.path.startswith("/api/"):
-            auth = self.headers.get("Authorization", "")
-            if auth != f"Bearer {vod.token}" and self.headers.get("X-API-Key") != vod.token:
-                self._send(401, b'{"detail": "Authentication credentials were not provided."}')
+            caller = vod.dispatcharr_auth.check(self.headers)
+            if not isinstance(caller, bool):
+                self._send(caller[0], json.dumps(caller[1]).encode())
                 return
             if parts.path in vod.malformed:
                 self._send(200, b"not json at all", "text/plain")
                 return
-            data = vod.dispatcharr(parts.path, query)
+            data = vod.dispatcharr(parts.path, query, admin=caller)
             if data is None:
                 self._send(404, b'{"detail": "Not found."}')
             else:
