@@ -8,6 +8,7 @@ pools) and machine boundaries (as JSON, :meth:`Outcome.as_dict` / :meth:`Outcome
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +28,49 @@ class Status(StrEnum):
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class ErrorClass(StrEnum):
+    """Why an item failed: ``transient`` (the disk was full, an I/O error, a time-out, the
+    network, a permission: the next run tries it again) or ``permanent`` (the item itself:
+    corrupt or unsupported media; only ``--failed`` tries it again)."""
+
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+#: errno values of conditions that pass: a full disk or quota, I/O and network trouble,
+#: permissions (fixed by the user), resources that run out for a while
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOSPC", "EDQUOT", "EIO", "EAGAIN", "EBUSY", "EINTR", "ETIMEDOUT", "ECONNRESET",
+        "ECONNREFUSED", "ECONNABORTED", "ENETDOWN", "ENETUNREACH", "EHOSTDOWN",
+        "EHOSTUNREACH", "EPIPE", "ESTALE", "EACCES", "EPERM", "EROFS", "ENOMEM", "EMFILE",
+        "ENFILE",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
+def classify_error(exc: BaseException) -> ErrorClass:
+    """Transient when the exception, or one it was raised from, is a time-out, a connection
+    error or an OS error of :data:`TRANSIENT_ERRNOS`; permanent otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (TimeoutError, ConnectionError)):
+            return ErrorClass.TRANSIENT
+        if isinstance(current, OSError) and current.errno in TRANSIENT_ERRNOS:
+            return ErrorClass.TRANSIENT
+        if type(current).__module__.startswith("httpx") and type(current).__name__.endswith(
+            ("TimeoutException", "Timeout", "NetworkError", "ConnectError", "ReadError",
+             "WriteError", "RemoteProtocolError")
+        ):  # fmt: skip
+            return ErrorClass.TRANSIENT
+        current = current.__cause__ or current.__context__
+    return ErrorClass.PERMANENT
 
 
 class Skip(Exception):
@@ -96,6 +140,8 @@ class Outcome:
     #: the processor changed the item's file (rewrote or renamed it): the writer records the
     #: new path/size/mtime/fingerprint with the result, so the next scan sees no change
     item_update: ItemUpdate | None = None
+    #: a failure's :class:`ErrorClass` (``None``: permanent)
+    error_class: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The outcome as JSON-able values (for transports that do not pickle)."""
@@ -107,6 +153,7 @@ class Outcome:
             "duration": self.duration,
             "worker": self.worker,
             "item_update": None if self.item_update is None else self.item_update.as_dict(),
+            "error_class": self.error_class,
         }
 
     @classmethod
@@ -121,6 +168,7 @@ class Outcome:
             duration=float(raw.get("duration", 0.0)),
             worker=str(raw.get("worker", "")),
             item_update=None if update is None else ItemUpdate(**update),
+            error_class=raw.get("error_class"),
         )
 
 

@@ -3,11 +3,13 @@
 They are addressed as ``tests.helpers.processors:Name`` so worker processes can import them.
 A name containing ``fail`` raises, ``skip`` skips, ``crash`` aborts the worker process
 (``os.abort``, as a crashing C decoder would), ``hang`` sleeps far past any time limit,
-``slow`` sleeps ``slow_seconds`` (default 1) and returns.
+``slow`` sleeps ``slow_seconds`` (default 1) and returns. While the file named by option
+``full_disk_flag`` exists, every other item fails as a full disk would (ENOSPC).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -46,6 +48,9 @@ class Echo(Processor):
             raise ValueError(f"cannot read {name}: it is broken on purpose")
         if "skip" in name:
             raise Skip("not for this processor")
+        full_disk = self.options.get("full_disk_flag")
+        if full_disk and os.path.exists(full_disk):  # the disk is full while the flag exists
+            raise OSError(errno.ENOSPC, "No space left on device", item.abspath)
         assert item.abspath is not None
         return {"size": Path(item.abspath).stat().st_size, "name": name}
 

@@ -143,6 +143,8 @@ class ItemOut(BaseModel):
     data: dict[str, Any] | None
     size: int | None = None
     duration: float | None = None
+    #: a failure's class: transient (the next run tries it again) or permanent
+    error_class: str | None = None
 
 
 class ItemList(BaseModel):

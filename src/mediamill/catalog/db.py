@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,22 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from mediamill import names
-from mediamill.catalog.models import Base, Item, Job, Library, Result, utcnow
-from mediamill.core import ItemRef, ItemUpdate, Outcome, Status
+from mediamill.catalog.models import Base, Claim, Item, Job, Library, Result, utcnow
+from mediamill.core import ErrorClass, ItemRef, ItemUpdate, Outcome, Status
 
 log = logging.getLogger(__name__)
 
 #: the newest migration; checked against Alembic's head by the test suite, so start-up can
 #: skip loading Alembic when the catalog is already current
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 PAGE = 1000
+#: transient failures of an item in a row before a plain run stops trying it (``--failed``
+#: still does); the first is tried by the very next run, then after RETRY_BACKOFF seconds,
+#: doubled each time
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = 30.0
+#: a claim holds while its job runs and has shown a heartbeat within this many seconds
+CLAIM_LEASE = 60.0
 
 
 class CatalogError(RuntimeError):
@@ -223,6 +230,33 @@ def _stored_path(path: str) -> tuple[str, bytes | None]:
         raw = os.fsencode(path)
         return raw.decode("utf-8", "backslashreplace"), raw
     return path, None
+
+
+def _live_jobs() -> Any:
+    """The ids of jobs that run and have shown a heartbeat within :data:`CLAIM_LEASE`."""
+    since = utcnow() - timedelta(seconds=CLAIM_LEASE)
+    return select(Job.id).where(Job.status == "running", Job.heartbeat_at > since)
+
+
+def _is_transient(outcome: Outcome) -> bool:
+    return outcome.status is Status.FAILED and outcome.error_class == ErrorClass.TRANSIENT
+
+
+def _retry_columns(outcome: Outcome, attempts_before: int, now: datetime) -> dict[str, Any]:
+    """A result's error class, transient failures in a row, and when it is due again: the
+    next run for a first transient failure, then after a doubling backoff, until
+    :data:`MAX_ATTEMPTS`."""
+    if outcome.status is not Status.FAILED:
+        return {"error_class": None, "attempts": 0, "retry_at": None}
+    if not _is_transient(outcome):
+        return {"error_class": str(ErrorClass.PERMANENT), "attempts": 0, "retry_at": None}
+    attempts = attempts_before + 1
+    retry_at = None
+    if attempts < MAX_ATTEMPTS:
+        retry_at = now + timedelta(
+            seconds=RETRY_BACKOFF * (2 ** (attempts - 2) if attempts > 1 else 0)
+        )
+    return {"error_class": str(ErrorClass.TRANSIENT), "attempts": attempts, "retry_at": retry_at}
 
 
 class Catalog:
@@ -808,8 +842,11 @@ class Catalog:
                     Result.id.is_(None),
                     Result.version != version,
                     Result.fingerprint != Item.fingerprint,
+                    Result.retry_at <= utcnow(),  # a transient failure that is due again
                 )
             )
+        if job_id is not None:
+            cond.append(~self._claimed_elsewhere(processor, job_id))
         return and_(*cond)
 
     def _join(self, processor: str) -> Any:
@@ -884,9 +921,13 @@ class Catalog:
                 ).all()
             if not rows:
                 return
+            last = rows[-1].id
+            if job_id is not None:
+                rows = self._claim(rows, processor, job_id)
             for row in rows:
                 yield self._item_ref(row, root)
-            last = rows[-1].id
+            # the next page's condition is made anew: which jobs are live moves on
+            cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
 
     def iter_items(self, library_id: int) -> Iterator[ItemRef]:
         """Stream every present item of a library."""
@@ -1006,6 +1047,8 @@ class Catalog:
                     )
                 else:
                     fps[o.item_id] = applied
+            transient = [o.item_id for o in written if _is_transient(o)]
+            before = self._attempts(conn, processor, transient) if transient else {}
             rows = [
                 {
                     "item_id": o.item_id,
@@ -1018,6 +1061,7 @@ class Catalog:
                     "fingerprint": fps.get(o.item_id, ""),
                     "job_id": job_id,
                     "updated_at": now,
+                    **_retry_columns(o, before.get(o.item_id, 0), now),
                 }
                 for o in written
             ]
@@ -1046,9 +1090,82 @@ class Catalog:
                     "fingerprint",
                     "job_id",
                     "updated_at",
+                    "error_class",
+                    "attempts",
+                    "retry_at",
                 )
             },
         )
+
+    @staticmethod
+    def _attempts(conn: Connection, processor: str, item_ids: Sequence[int]) -> dict[int, int]:
+        """How many transient failures in a row each item's last result counts."""
+        rows = conn.execute(
+            select(Result.item_id, Result.attempts).where(
+                Result.processor == processor, Result.item_id.in_(item_ids)
+            )
+        )
+        return {int(item_id): int(attempts) for item_id, attempts in rows.all()}
+
+    def failure_classes(self, job_id: str) -> dict[str, int]:
+        """How many of the job's failures are transient and how many permanent."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Result.error_class, func.count())
+                .where(Result.job_id == job_id, Result.status == Status.FAILED)
+                .group_by(Result.error_class)
+            ).all()
+        counts = {str(ErrorClass.TRANSIENT): 0, str(ErrorClass.PERMANENT): 0}
+        for error_class, n in rows:
+            key = str(
+                ErrorClass.TRANSIENT
+                if error_class == ErrorClass.TRANSIENT
+                else ErrorClass.PERMANENT
+            )
+            counts[key] += int(n)
+        return counts
+
+    # ---------------------------------------------------------------- claims
+    def _claimed_elsewhere(self, processor: str, job_id: str) -> Any:
+        """SQL condition: the item is claimed by another job that runs (see :class:`Claim`)."""
+        return (
+            select(Claim.item_id)
+            .where(
+                Claim.item_id == Item.id,
+                Claim.processor == processor,
+                Claim.job_id != job_id,
+                Claim.job_id.in_(_live_jobs()),
+            )
+            .exists()
+        )
+
+    def _claim(self, rows: Sequence[Any], processor: str, job_id: str) -> list[Any]:
+        """The rows of this page the job could claim: none that another running job holds.
+        Two runs of the same processor on the same library so split the work."""
+        ids = [row.id for row in rows]
+        with self._write_lock, self.engine.begin() as conn:
+            # claims of jobs that no longer run (finished, paused, dead) hold nothing
+            conn.execute(
+                delete(Claim).where(
+                    Claim.processor == processor,
+                    Claim.item_id.in_(ids),
+                    Claim.job_id.not_in(_live_jobs()),
+                )
+            )
+            conn.execute(
+                self._insert(Claim.__table__).on_conflict_do_nothing(),
+                [{"item_id": i, "processor": processor, "job_id": job_id} for i in ids],
+            )
+            mine = set(
+                conn.execute(
+                    select(Claim.item_id).where(
+                        Claim.processor == processor,
+                        Claim.job_id == job_id,
+                        Claim.item_id.in_(ids),
+                    )
+                ).scalars()
+            )
+        return [row for row in rows if row.id in mine]
 
     def _apply_item_update(
         self, conn: Connection, item_id: int, change: ItemUpdate, now: datetime
@@ -1246,6 +1363,7 @@ class Catalog:
                     Result.error,
                     Result.data,
                     Result.duration,
+                    Result.error_class,
                 )
                 .select_from(join)
                 .where(*cond)
@@ -1269,7 +1387,12 @@ class Catalog:
             "error": row.error,
             "data": row.data,
             "duration": row.duration,
+            "error_class": row.error_class,
         }
+
+    def release_claims(self, conn: Connection, job_id: str) -> None:
+        """Forget what a job claimed (it stopped running); in the caller's transaction."""
+        conn.execute(delete(Claim).where(Claim.job_id == job_id))
 
     def update_job(self, job_id: str, **values: Any) -> None:
         """Set job columns other than ``status`` (that one changes in jobs.status only)."""

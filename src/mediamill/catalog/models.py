@@ -112,6 +112,26 @@ class Result(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[str | None] = mapped_column(String(36), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: a failure's class: ``transient`` (retried by the next run) or ``permanent``
+    error_class: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: transient failures in a row; after MAX_ATTEMPTS only ``--failed`` retries the item
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: when a transient failure is due again (``None``: not retried by a plain run)
+    retry_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Claim(Base):
+    """An item a running job has taken: another run of the same processor passes it over
+    while that job runs (its claims go when it stops running)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_job", "job_id"),)
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    processor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
 
 
 class Job(Base):

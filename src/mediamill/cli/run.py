@@ -240,6 +240,13 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook, still_failed: in
     if summary.get("fresh_skipped"):
         line += f" ({summary['fresh_skipped']} already up to date)"
     console.print(line)
+    classes = summary.get("failures") or {}
+    if classes.get("transient"):
+        console.print(
+            f"  {classes['transient']} failed for a passing cause (disk full, I/O, time-out, "
+            f"network, permission): the next run tries them again; "
+            f"{classes.get('permanent', 0)} for the file itself (`--failed` retries those)"
+        )
     if still_failed:
         console.print(
             f"[yellow]{still_failed} still failed[/] from an earlier run (use --failed to retry)"

@@ -360,6 +360,8 @@ class Runner:
         if finished:
             job.summary["finish"] = finished
         job.summary["elapsed"] = round(progress.elapsed, 3)
+        if job.counters.failed:  # which of them the next run tries again
+            job.summary["failures"] = self.catalog.failure_classes(self.job_id)
         return self._end(
             JobStatus.COMPLETED,
             job,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from mediamill.core import ItemRef, Outcome, Status, describe_error
+from mediamill.core import ErrorClass, ItemRef, Outcome, Status, describe_error
 from mediamill.executors.base import ExecutorError, ExecutorJob
 from mediamill.processors import base as registry
 from mediamill.processors.base import run_one
@@ -232,8 +232,9 @@ class _Pool:
                 slot.ends.clear()
                 self._pending -= len(dropped)
 
-    def _replace(self, slot: _Slot, cause: str) -> None:
-        """Record the item the worker was on as failed, requeue the rest, start a new worker."""
+    def _replace(self, slot: _Slot, cause: str, *, transient: bool = False) -> None:
+        """Record the item the worker was on as failed (a time-out is ``transient``: tried
+        again by the next run), requeue the rest, start a new worker."""
         now = time.monotonic()
         self._discard(slot)
         if not slot.ready:
@@ -243,8 +244,17 @@ class _Pool:
         elif slot.busy:
             item = slot.batch[slot.done]
             log.warning("%s: %s on %s", slot.name, cause, item.path)
+            error_class = ErrorClass.TRANSIENT if transient else ErrorClass.PERMANENT
             self._ready_outcomes.append(
-                Outcome(item.id, Status.FAILED, None, cause, now - slot.current_since, slot.name)
+                Outcome(
+                    item.id,
+                    Status.FAILED,
+                    None,
+                    cause,
+                    now - slot.current_since,
+                    slot.name,
+                    error_class=str(error_class),
+                )
             )
             rest = slot.batch[slot.done + 1 :]
             if rest:
@@ -336,6 +346,7 @@ class ThreadPool(_Pool):
                     slot,
                     f"timed out after {self.item_timeout:g} s "
                     "(worker thread abandoned and replaced)",
+                    transient=True,
                 )
             elif slot.ready and not slot.handle.is_alive():
                 self._replace(slot, "worker thread ended unexpectedly")
@@ -461,6 +472,7 @@ class ProcessPool(_Pool):
                 self._replace(
                     slot,
                     f"timed out after {self.item_timeout:g} s (worker process killed and replaced)",
+                    transient=True,
                 )
             elif not slot.handle.is_alive() or slot.conn is None:
                 # what the worker said before it died may still sit in the pipe: take it

@@ -70,4 +70,6 @@ def transition(
             .where(Job.id == job_id, Job.status.in_([str(s) for s in allowed]))
             .values(status=str(to), **values)
         ).rowcount
+        if changed and to is not JobStatus.RUNNING:
+            catalog.release_claims(conn, job_id)  # the items it took are free again
     return bool(changed)

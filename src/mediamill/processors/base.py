@@ -40,6 +40,7 @@ from mediamill.core import (
     Skip,
     Status,
     Work,
+    classify_error,
     describe_error,
 )
 
@@ -201,8 +202,15 @@ def run_one(processor: Processor, item: ItemRef, worker: str = "") -> Outcome:
             worker,
         )
     except Exception as exc:  # noqa: BLE001 - one item's failure must never stop the job
+        duration = time.perf_counter() - start
         return Outcome(
-            item.id, Status.FAILED, None, describe_error(exc), time.perf_counter() - start, worker
+            item.id,
+            Status.FAILED,
+            None,
+            describe_error(exc),
+            duration,
+            worker,
+            error_class=str(classify_error(exc)),
         )
     duration = time.perf_counter() - start
     if isinstance(returned, Processed):
