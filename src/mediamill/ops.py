@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.catalog.models import Job, utcnow
+from mediamill.engine import runner as engine
 from mediamill.engine.progress import Hook
-from mediamill.engine.runner import EngineOptions, Runner
 from mediamill.jobs import manager
 from mediamill.jobs.status import JobStatus
 from mediamill.processors import base as registry
@@ -146,7 +146,7 @@ def prepare_job(
     resume: bool = True,
 ) -> tuple[str, bool]:
     """Create a job for this run, or take over the interrupted one. Returns (id, resumed)."""
-    validate_options(processor, options)
+    validate_options(processor, options, source=library.root if library.kind == "source" else None)
     settings = settings or load()
     selection = dict(selection or {})
     if resume:
@@ -159,15 +159,40 @@ def prepare_job(
                 heartbeat_at=utcnow(),
             )
             return job_id, True
-    job_id = manager.create_job(
+    job_id = create_job(
+        catalog, processor, library, options=options, selection=selection, validated=True
+    )
+    return job_id, False
+
+
+def create_job(
+    catalog: Catalog,
+    processor: str,
+    library: LibraryRef,
+    *,
+    options: Mapping[str, Any],
+    selection: Mapping[str, Any] | None = None,
+    priority: int = 0,
+    queued: bool = False,
+    validated: bool = False,
+) -> str:
+    """The one way a job is made (CLI and Python through :func:`prepare_job`, the API):
+    its options checked (:func:`validate_options`) and stored without their secrets. A job
+    made ``queued`` waits for a coordinator; otherwise it is made running, owned by this
+    process, which runs it now (:func:`run_job`)."""
+    if not validated:
+        validate_options(
+            processor, options, source=library.root if library.kind == "source" else None
+        )
+    return manager.create_job(
         catalog,
         processor,
         library.id,
         selection=selection,
-        options=options,
-        status=JobStatus.RUNNING,
+        options=job_options(options, processor),
+        priority=priority,
+        status=JobStatus.QUEUED if queued else JobStatus.RUNNING,
     )
-    return job_id, False
 
 
 def job_options(options: Mapping[str, Any], processor: str | None = None) -> dict[str, Any]:
@@ -184,12 +209,36 @@ def job_secrets(processor: str, options: Mapping[str, Any]) -> Any:
     return processor_secrets(registry.get(processor), options)
 
 
-def validate_options(processor: str, options: Mapping[str, Any]) -> None:
-    """Build the processor once with the job's options, so an unknown processor or a bad
-    option fails now, with its message, before anything is written."""
-    from mediamill.jobs.manager import ENGINE_OPTIONS
+class UnknownOptions(ValueError):
+    """Options that belong to neither the engine, the processor nor the source."""
 
-    registry.create(processor, {k: v for k, v in options.items() if k not in ENGINE_OPTIONS})
+
+def validate_options(
+    processor: str, options: Mapping[str, Any], *, source: str | None = None
+) -> None:
+    """Refuse options that nothing reads (:class:`UnknownOptions`: a typo is never silently
+    ignored), then build the processor once with its options, so an unknown processor or a
+    bad option fails now, with its message, before anything is written. ``source`` is the
+    spec of the job's source library, whose options are allowed too."""
+    from mediamill.options import ENGINE_OPTION_NAMES
+
+    proc_cls = registry.get(processor)
+    rest = {k: v for k, v in options.items() if k not in ENGINE_OPTION_NAMES}
+    if proc_cls.option_names is not None:
+        known = set(proc_cls.option_names)
+        if source is not None:
+            from mediamill.sources import source_option_names
+
+            known |= source_option_names(source)
+        unknown = sorted(set(rest) - known)
+        if unknown:
+            takes = [f"{proc_cls.name} takes {', '.join(sorted(proc_cls.option_names)) or '—'}"]
+            if source is not None:
+                takes.append(f"the source takes {', '.join(sorted(known - proc_cls.option_names))}")
+            takes.append(f"the engine takes {', '.join(sorted(ENGINE_OPTION_NAMES))}")
+            raise UnknownOptions(f"unknown option {', '.join(unknown)}: " + "; ".join(takes))
+        rest = {k: v for k, v in rest.items() if k in proc_cls.option_names}
+    registry.create(processor, rest)
 
 
 def run_job(
@@ -203,22 +252,14 @@ def run_job(
 ) -> dict[str, Any]:
     """Run a job to its end in this process; returns its final status object. ``secrets``
     (:func:`job_secrets`) are the processor's secret options, held in memory only."""
-    settings = settings or load()
-    defaults = EngineOptions(
-        executor=settings.executor,
-        workers=settings.workers,
-        batch_size=settings.batch_size,
-        item_timeout=settings.item_timeout,
-    )
-    Runner(
+    engine.run_job(
         catalog,
         job_id,
-        defaults=defaults,
+        settings=settings or load(),
         hooks=hooks,
         should_stop=should_stop,
-        executor_settings=settings.executors,
         secrets=secrets,
-    ).run()
+    )
     # the job's record went with a deleted or replaced catalog file: say so, not "completed"
     catalog.check_file()
     return manager.get_job(catalog, job_id)
@@ -249,6 +290,7 @@ def run(
 __all__ = [
     "JobStatus",
     "TargetError",
+    "create_job",
     "prepare_job",
     "refresh_library",
     "resolve_library",

@@ -246,6 +246,16 @@ def test_a_processor_module_not_allowed_by_the_settings_is_refused(
         )
 
 
+def test_an_option_nothing_reads_is_refused_with_422(server: Server, library: Path) -> None:
+    with server.client() as client:
+        _add_library(client, library)
+        body = {"processor": "probe", "library": "lib", "options": {"colour": "red"}}
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code == 422, response.text
+        assert "unknown option colour: probe takes mutagen" in response.json()["detail"]
+        assert client.get("/api/jobs").json()["jobs"] == [], "no job was made"
+
+
 def test_a_secret_option_is_never_served(server: Server, tmp_path: Path) -> None:
     """strm's ``refresh.token`` sent with a job is neither stored nor served by
     ``/api/jobs``, ``/api/jobs/{id}`` or ``/api/events``."""

@@ -135,3 +135,12 @@ class Renamer(Processor):
         st = os.stat(root + new)
         update = ItemUpdate(path=new, size=st.st_size, mtime_ns=st.st_mtime_ns)
         return Processed({"renamed_to": new}, update)
+
+
+class Defaults(Echo):
+    """An io processor with its own batch size and worker count, and declared options."""
+
+    name = "tests.helpers.processors:Defaults"
+    batch_size = 3
+    default_workers = 1
+    option_names = frozenset({"delay"})

@@ -128,7 +128,7 @@ def run(
     options = {k: v for k, v in options.items() if v is not None}
     say = err_console if as_json else console  # with --json, stdout is the JSON alone
     try:
-        ops.validate_options(processor, options)
+        ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
         library = ops.resolve_library(catalog, target, source_options=options)
         with say.status(f"Reading {target} …", spinner="dots") as spinner:
             scanned = ops.refresh_library(

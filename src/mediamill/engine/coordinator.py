@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from mediamill.catalog.db import Catalog
 from mediamill.engine.progress import Hook
-from mediamill.engine.runner import EngineOptions, Runner
+from mediamill.engine.runner import run_job
 from mediamill.jobs import manager
 from mediamill.settings import Settings
 
@@ -37,12 +37,6 @@ class Coordinator:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
-        self.defaults = EngineOptions(
-            executor=settings.executor,
-            workers=settings.workers,
-            batch_size=settings.batch_size,
-            item_timeout=settings.item_timeout,
-        )
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -94,12 +88,10 @@ class Coordinator:
             thread.start()
 
     def _run(self, job_id: str) -> None:
-        runner = Runner(
+        run_job(
             self.catalog,
             job_id,
-            defaults=self.defaults,
+            settings=self.settings,
             hooks=self.hooks(),
             should_stop=lambda: "requeue" if self._stopping.is_set() else None,
-            executor_settings=self.settings.executors,
         )
-        runner.run()

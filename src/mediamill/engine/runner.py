@@ -18,6 +18,7 @@ from typing import Any
 from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.catalog.models import utcnow
 from mediamill.core import ItemRef, describe_error
+from mediamill.engine.plan import EngineOptions, RunPlan, engine_defaults, resolve
 from mediamill.engine.progress import Hook, Hooks, Progress
 from mediamill.engine.stages import (
     POLL_WAIT,
@@ -34,7 +35,6 @@ from mediamill.jobs import manager
 from mediamill.jobs.status import JobStatus, transition
 from mediamill.processors import base as registry
 from mediamill.processors.base import FinishContext, Processor
-from mediamill.redact import with_secrets
 
 log = logging.getLogger(__name__)
 
@@ -50,43 +50,28 @@ STOP_STATES = {
 
 
 @dataclass(slots=True)
-class EngineOptions:
-    executor: str = "auto"
-    workers: int = 2
-    batch_size: int = 32
-    rate: float | None = None
-    limit: int | None = None
-    force: bool = False
-    dry_run: bool = False
-    item_timeout: float = 120.0
-    #: seconds: keep per-item latency near this by adapting concurrency (None: off)
-    adaptive_latency: float | None = None
-    #: batches in flight per worker
-    window_per_worker: int = 2
-
-    @classmethod
-    def from_job(cls, options: Mapping[str, Any], defaults: EngineOptions) -> EngineOptions:
-        values = {k: options[k] for k in manager.ENGINE_OPTIONS if options.get(k) is not None}
-        merged = {f: getattr(defaults, f) for f in cls.__slots__}
-        merged.update(values)
-        return cls(**merged)
-
-
-@dataclass(slots=True)
 class _Job:
-    """One job's settled parts: its options, processor, items and where it stands."""
+    """One job's settled parts: its plan, its items and where it stands."""
 
-    opts: EngineOptions
-    processor: type[Processor]
-    processor_options: dict[str, Any]
+    plan: RunPlan
     library: LibraryRef
-    selection: Selection
-    version: str
     batch_size: int
     counters: Counters
     summary: dict[str, Any]
     to_do: int
     total: int
+
+    @property
+    def opts(self) -> EngineOptions:
+        return self.plan.engine
+
+    @property
+    def processor(self) -> type[Processor]:
+        return self.plan.processor
+
+    @property
+    def processor_options(self) -> dict[str, Any]:
+        return self.plan.processor_options
 
 
 class Runner:
@@ -165,43 +150,23 @@ class Runner:
         return self._complete(job, progress, meter)
 
     def _settle(self, record: dict[str, Any]) -> _Job:
-        """The job's options, processor, library and selection, and its counters: counted
-        afresh on its first start (items already fresh count as skipped), else as stored."""
-        options = record["options"]
-        opts = EngineOptions.from_job(options, self.defaults)
-        proc_cls = registry.get(record["processor"])
-        processor_options = {k: v for k, v in options.items() if k not in manager.ENGINE_OPTIONS}
-        processor_options = with_secrets(processor_options, self.secrets)
-        processor_options["dry_run"] = opts.dry_run
-        if options.get("workers") is None and proc_cls.default_workers:
-            opts.workers = proc_cls.default_workers
+        """The job's plan (its options resolved once), and its counters: counted afresh on
+        its first start (items already fresh count as skipped), else as stored."""
         library = self.catalog.library(record["library_id"]) if record["library_id"] else None
         if library is None:
             raise RuntimeError("the job's library no longer exists")
-        sel = record["selection"] or {}
-        selection = Selection(
-            library_id=library.id,
-            kinds=proc_cls.kinds,
-            paths=tuple(sel["paths"]) if sel.get("paths") is not None else None,
-            only=sel.get("only"),
-        )
-        version = registry.create(proc_cls.name, processor_options).result_version()
+        plan = resolve(record, library, defaults=self.defaults, secrets=self.secrets)
+        opts = plan.engine
         pending = self.catalog.count_pending(
-            selection, proc_cls.name, version, force=opts.force, job_id=self.job_id
+            plan.selection, plan.processor.name, plan.version, force=opts.force, job_id=self.job_id
         )
-        counters, summary, to_do = self._count(record, opts, selection, pending)
-        asked = opts.batch_size
-        if options.get("batch_size") is None and proc_cls.batch_size:
-            asked = proc_cls.batch_size
+        counters, summary, to_do = self._count(record, opts, plan.selection, pending)
+        summary["options_from"] = plan.origins
         return _Job(
-            opts=opts,
-            processor=proc_cls,
-            processor_options=processor_options,
+            plan=plan,
             library=library,
-            selection=selection,
-            version=version,
             batch_size=batch_size_for(
-                asked=asked, to_do=to_do, workers=opts.workers, rate=opts.rate
+                asked=opts.batch_size, to_do=to_do, workers=opts.workers, rate=opts.rate
             ),
             counters=counters,
             summary=summary,
@@ -238,9 +203,9 @@ class Runner:
     def _read_pending(self, job: _Job) -> Iterator[ItemRef]:
         """Stage 1: the items that still need the processor, a catalog page at a time."""
         return self.catalog.iter_pending(
-            job.selection,
+            job.plan.selection,
             job.processor.name,
-            job.version,
+            job.plan.version,
             root=job.library.root,
             force=job.opts.force,
             job_id=self.job_id,
@@ -284,7 +249,7 @@ class Runner:
             self.catalog,
             job_id=self.job_id,
             processor=job.processor.name,
-            version=job.version,
+            version=job.plan.version,
             dry_run=opts.dry_run,
             counters=job.counters,
             extra_values=lambda: dict(meter.job_values()),
@@ -382,4 +347,26 @@ class Runner:
         self.catalog.update_job(self.job_id, **values)
 
 
-__all__ = ["EngineOptions", "Runner"]
+def run_job(
+    catalog: Catalog,
+    job_id: str,
+    *,
+    settings: Any,
+    hooks: Sequence[Hook] = (),
+    should_stop: Callable[[], str | None] | None = None,
+    secrets: Any = None,
+) -> JobStatus:
+    """Run a job to an end state in this process under ``settings``: how every entry point
+    runs a job (the CLI and Python through ``ops.run_job``, the server's coordinator)."""
+    return Runner(
+        catalog,
+        job_id,
+        defaults=engine_defaults(settings),
+        hooks=hooks,
+        should_stop=should_stop,
+        executor_settings=settings.executors,
+        secrets=secrets,
+    ).run()
+
+
+__all__ = ["EngineOptions", "Runner", "run_job"]

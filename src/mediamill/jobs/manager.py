@@ -18,19 +18,6 @@ from mediamill.catalog.models import Job, Library, Result, utcnow
 from mediamill.jobs.status import FINISHED, JobStatus, transition
 from mediamill.redact import job_secret_names, strip_secrets
 
-#: job options the engine understands (everything else goes to the processor)
-ENGINE_OPTIONS = (
-    "workers",
-    "batch_size",
-    "rate",
-    "limit",
-    "force",
-    "dry_run",
-    "executor",
-    "item_timeout",
-    "adaptive_latency",
-)
-
 
 class JobNotFound(LookupError):
     pass

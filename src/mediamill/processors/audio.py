@@ -303,6 +303,7 @@ class AudioProcessor(Processor):
     name = "audio"
     version = "2"  # 2: tracks at rates other than 44.1/48 kHz metered at 48 kHz
     work = Work.CPU
+    option_names = frozenset({"key_profile", "max_seconds", "model_output", "model_path", "rhythm"})
     kinds = frozenset({"audio"})
     # about a second a track: one track at a time keeps both workers evenly busy
     batch_size = 1

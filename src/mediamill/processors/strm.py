@@ -86,6 +86,9 @@ class StrmProcessor(Processor):
     # 2: .nfo files carry <ratings> and <actor>, no placeholder uniqueid, "Episode N" titles
     version = "2"
     work = Work.IO
+    option_names = frozenset(
+        {"output", "cleanup", "report", "refresh", "templates", *Layout.__dataclass_fields__}
+    )
     kinds = frozenset({"movie", "episode"})
     #: a dry run plans every file and reports would_create/would_update and the cleanup
     dry_run_processes = True

@@ -50,18 +50,24 @@ SECRET_OPTIONS: dict[str, tuple[str, ...]] = {
     "m3u": (),
 }
 _SECRET_NAMES = frozenset(name for names in SECRET_OPTIONS.values() for name in names)
+_FAMILY_OPTIONS = {
+    "xtream": _XTREAM_OPTIONS,
+    "dispatcharr": _DISPATCHARR_OPTIONS,
+    "m3u": _M3U_OPTIONS,
+}
 
 
 def source_options(spec: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a run's options that the source of ``spec`` understands (the rest belongs
     to the engine or the processor)."""
-    family = spec.split("+", 1)[0].lower()
-    allowed = {
-        "xtream": _XTREAM_OPTIONS,
-        "dispatcharr": _DISPATCHARR_OPTIONS,
-        "m3u": _M3U_OPTIONS,
-    }.get(family, set()) | _SECRET_NAMES
+    allowed = source_option_names(spec)
     return {k: v for k, v in options.items() if k in allowed}
+
+
+def source_option_names(spec: str) -> frozenset[str]:
+    """Every option the source of ``spec`` reads (its credentials included)."""
+    family = spec.split("+", 1)[0].lower()
+    return frozenset(_FAMILY_OPTIONS.get(family, set()) | _SECRET_NAMES)
 
 
 def is_source_spec(spec: str) -> bool:

@@ -45,8 +45,10 @@ async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) ->
     options = ops.job_options(
         body.options.model_dump(exclude_none=True) if body.options else {}, proc_cls.name
     )
+    named = catalog.library_by_name(body.library)
+    source = named.root if named is not None and named.kind == "source" else None
     try:
-        ops.validate_options(proc_cls.name, options)
+        ops.validate_options(proc_cls.name, options, source=source)
     except (ValueError, TypeError) as exc:
         raise HTTPException(422, detail=f"invalid options: {exc}") from exc
     lib = library_or_404(catalog, body.library)
@@ -103,8 +105,15 @@ def _queue(
         unknown = [p for p in selection["paths"] if p not in known]
         if unknown:
             raise HTTPException(422, detail=f"not items of {lib.name}: {', '.join(unknown[:20])}")
-    job_id = manager.create_job(
-        catalog, proc_cls.name, lib.id, selection=selection, options=options, priority=body.priority
+    job_id = ops.create_job(
+        catalog,
+        proc_cls.name,
+        lib,
+        options=options,
+        selection=selection,
+        priority=body.priority,
+        queued=True,
+        validated=True,
     )
     sel = Selection(
         lib.id,

@@ -1,0 +1,95 @@
+"""The engine's options exist once (mediamill.options), and every place that names them agrees
+with that list; a job's options are resolved once into a plan that says where each engine
+option came from; an option nothing reads is refused."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from mediamill import ops, walk
+from mediamill.api.schemas import JobOptions
+from mediamill.catalog.db import Catalog
+from mediamill.cli import app
+from mediamill.engine.plan import EngineOptions
+from mediamill.options import ENGINE_OPTION_NAMES, ENGINE_OPTIONS
+from tests.conftest import make_files
+from tests.helpers.run import run_folder
+
+
+def test_the_runners_engine_options_are_the_list() -> None:
+    names = {f.name for f in fields(EngineOptions)} - {"window_per_worker"}
+    assert names == ENGINE_OPTION_NAMES
+
+
+def test_the_api_schema_takes_exactly_the_listed_options_with_their_bounds() -> None:
+    assert set(JobOptions.model_fields) == ENGINE_OPTION_NAMES
+    for option in ENGINE_OPTIONS:
+        bounds = {}
+        for meta in JobOptions.model_fields[option.name].metadata:
+            for key in ("ge", "gt", "le"):
+                if getattr(meta, key, None) is not None:
+                    bounds[key] = getattr(meta, key)
+        for key in ("ge", "gt", "le"):
+            if getattr(option, key) is not None:
+                assert bounds.get(key) == getattr(option, key), (option.name, key)
+
+
+def test_mediamill_run_has_a_flag_for_every_option_and_the_walk_knows_those_with_values() -> None:
+    command = typer.main.get_command(app)
+    run = command.commands["run"]  # type: ignore[attr-defined]
+    flags = {opt for param in run.params for opt in param.opts}
+    for option in ENGINE_OPTIONS:
+        assert set(option.flags) <= flags, option.name
+        if option.type is not bool:
+            assert set(option.flags) <= walk.VALUE_OPTIONS, option.name
+
+
+def test_an_option_nothing_reads_is_refused_with_what_is_taken() -> None:
+    with pytest.raises(ops.UnknownOptions) as refused:
+        ops.validate_options("probe", {"workers": 2, "mutagn": False})
+    assert str(refused.value).startswith(
+        "unknown option mutagn: probe takes mutagen; the engine takes adaptive_latency, "
+    )
+    ops.validate_options("probe", {"workers": 2, "mutagen": False})
+    spec = "xtream+http://127.0.0.1:1"
+    ops.validate_options("strm", {"output": "/tmp/o", "request_rate": 2}, source=spec)
+    with pytest.raises(ops.UnknownOptions, match="the source takes"):
+        ops.validate_options("strm", {"output": "/tmp/o", "request_rat": 2}, source=spec)
+
+
+def test_the_cli_refuses_an_unknown_option_clearly(tmp_path: Path) -> None:
+    make_files(tmp_path / "lib", ["a.bin"])
+    result = CliRunner().invoke(
+        app,
+        ["run", "probe", str(tmp_path / "lib"), "--set", "colour=red", "--db",
+         f"sqlite:///{tmp_path / 'c.db'}"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "unknown option colour: probe takes mutagen" in result.output
+
+
+def test_the_plan_says_where_each_engine_option_came_from(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i}.bin" for i in range(4)])
+    defaults = "tests.helpers.processors:Defaults"
+    job = run_folder(catalog, root, defaults, rate=1000, settings={"item_timeout": 30})
+    assert job["status"] == "completed"
+    assert job["summary"]["options_from"] == {
+        "workers": "processor",
+        "batch_size": "processor",
+        "rate": "job",
+        "limit": "built-in",
+        "force": "built-in",
+        "dry_run": "built-in",
+        "executor": "settings",
+        "item_timeout": "settings",
+        "adaptive_latency": "built-in",
+    }
+    job = run_folder(catalog, root, defaults, workers=2, batch_size=2, force=True)
+    origins = job["summary"]["options_from"]
+    assert (origins["workers"], origins["batch_size"], origins["force"]) == ("job",) * 3
