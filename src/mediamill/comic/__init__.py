@@ -1,0 +1,1 @@
+"""Comic archives: reading and writing them, ComicInfo.xml, names, renames, safe rewrites."""

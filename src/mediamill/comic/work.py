@@ -1,0 +1,325 @@
+"""One comic's work: plan what its ComicInfo and name should become, then do it safely.
+
+:func:`plan` reads the archive and says what would change (fields added or changed, the new
+name, a conversion) without touching anything; :func:`apply` does it: a rewrite through a
+verified hidden temp file and an atomic replace, then a rename that never overwrites. A name
+that is taken makes the file a duplicate (same pages) or a conflict (other pages), which can
+be moved to a duplicates folder. The change is described (tags and names before and after)
+so that it can be recorded and undone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mediamill.comic import archive as arc
+from mediamill.comic import comicinfo as ci
+from mediamill.comic import rename as rn
+from mediamill.comic import safe
+from mediamill.comic.names import NameInfo, parse_path
+
+#: what ``rules`` may name, and the ComicInfo field each fills
+RULE_FIELDS = {
+    "series": "Series",
+    "number": "Number",
+    "issue": "Number",
+    "volume": "Volume",
+    "year": "Year",
+    "month": "Month",
+    "count": "Count",
+    "title": "Title",
+    "format": "Format",
+}
+DEFAULT_RULES = ("series", "number", "volume", "year")
+WRITABLE = {"zip": ".cbz", "7z": ".cb7"}
+CONVERT_TO = {"cbz": "zip", "cb7": "7z"}
+
+
+class ComicError(ValueError):
+    """A comic that cannot be processed, with the cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    rules: tuple[str, ...] = DEFAULT_RULES
+    #: apply the rules over values already in ComicInfo.xml
+    overwrite: bool = False
+    rename: str | None = None
+    #: "cbz" or "cb7": rewrite other formats (rar, tar, the other writable one) as this
+    convert: str | None = None
+    #: folder (relative to the library root, or absolute inside it) for duplicates/conflicts
+    duplicates: str | None = None
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> Options:
+        rules = options.get("rules", DEFAULT_RULES)
+        if isinstance(rules, str):
+            rules = tuple(r.strip().lower() for r in rules.split(",") if r.strip())
+        unknown = [r for r in rules if r not in RULE_FIELDS]
+        if unknown:
+            raise ComicError(
+                f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULE_FIELDS)}"
+            )
+        convert = options.get("convert") or None
+        if convert is not None and convert not in CONVERT_TO:
+            raise ComicError(f"convert must be cbz or cb7 (RAR is never written), not {convert!r}")
+        template = options.get("rename") or None
+        if template is not None:
+            try:
+                rn.check_template(str(template))
+            except rn.TemplateError as exc:
+                raise ComicError(str(exc)) from None
+        return cls(
+            rules=tuple(rules),
+            overwrite=_true(options.get("overwrite", False)),
+            rename=str(template) if template else None,
+            convert=convert,
+            duplicates=options.get("duplicates") or None,
+        )
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(slots=True)
+class Plan:
+    """What would change for one comic."""
+
+    relpath: str
+    format: str
+    pages: int
+    parsed: NameInfo
+    before: ci.ComicInfo | None
+    after: ci.ComicInfo
+    before_raw: bytes | None
+    #: field -> [old, new] for every field the rules change
+    changes: dict[str, list[str | None]] = field(default_factory=dict)
+    new_relpath: str | None = None
+    write_format: str | None = None
+    #: why nothing is written although something differs (a RAR without ``convert``)
+    blocked: str | None = None
+
+    @property
+    def rewrite(self) -> bool:
+        return self.blocked is None and (bool(self.changes) or self.write_format != self.format)
+
+
+def plan(root: Path, relpath: str, options: Options) -> Plan:
+    """Read the comic at ``root/relpath`` and work out what ``options`` would change."""
+    path = root / relpath
+    with arc.ComicArchive(path) as archive:
+        raw = archive.comicinfo()
+        pages = len(archive.pages())
+        fmt = archive.format
+    before = ci.parse(raw) if raw is not None else None
+    parsed = parse_path(relpath)
+    after = before.copy() if before is not None else ci.ComicInfo()
+    changes = _apply_rules(after, parsed, options)
+    target_format = CONVERT_TO[options.convert] if options.convert else fmt
+    result = Plan(relpath, fmt, pages, parsed, before, after, raw, changes, None, target_format)
+    if target_format not in WRITABLE and changes:
+        result.blocked = (
+            f"{fmt.upper()} archives are never written: run with --set convert=cbz to write "
+            "its tags into a .cbz"
+        )
+    problems = ci.validate(after)
+    if problems and result.rewrite:
+        raise ComicError(f"the ComicInfo.xml to write would not be valid: {problems[0]}")
+    if options.rename:
+        suffix = WRITABLE.get(target_format, PurePosixPath(relpath).suffix.lower())
+        values = rn.template_fields(after.as_dict())
+        new = rn.render(options.rename, values, current=relpath, suffix=suffix)
+        if new is not None and new != relpath:
+            result.new_relpath = new
+    elif result.rewrite and target_format != fmt:
+        result.new_relpath = str(PurePosixPath(relpath).with_suffix(WRITABLE[target_format]))
+    return result
+
+
+def _apply_rules(
+    info: ci.ComicInfo, parsed: NameInfo, options: Options
+) -> dict[str, list[str | None]]:
+    values = {
+        "Series": parsed.series,
+        "Number": parsed.issue,
+        "Volume": parsed.volume if parsed.volume and parsed.volume.isdigit() else None,
+        "Year": str(parsed.year) if parsed.year else None,
+        "Month": str(parsed.month) if parsed.month else None,
+        "Count": str(parsed.issue_count) if parsed.issue_count else None,
+        "Title": parsed.title,
+        "Format": parsed.format,
+    }
+    changes: dict[str, list[str | None]] = {}
+    for rule in options.rules:
+        name = RULE_FIELDS[rule]
+        new = values.get(name)
+        old = info.fields.get(name)
+        if new is None or old == new or (old and not options.overwrite):
+            continue
+        info.fields[name] = new
+        changes[name] = [old, new]
+    return changes
+
+
+def describe(plan_: Plan) -> dict[str, Any]:
+    """The plan as result data (also what a dry run reports)."""
+    data: dict[str, Any] = {
+        "format": plan_.format,
+        "pages": plan_.pages,
+        "comicinfo": plan_.after.as_dict() if plan_.before or plan_.rewrite else None,
+        "parsed": {k: v for k, v in _parsed_dict(plan_.parsed).items() if v not in (None, False)},
+        "changes": plan_.changes,
+    }
+    if plan_.new_relpath:
+        data["rename"] = {"from": plan_.relpath, "to": plan_.new_relpath}
+    if plan_.blocked:
+        data["blocked"] = plan_.blocked
+    return data
+
+
+def _parsed_dict(info: NameInfo) -> dict[str, Any]:
+    return {name: getattr(info, name) for name in NameInfo.__slots__}
+
+
+@dataclass(slots=True)
+class Applied:
+    """What :func:`apply` did: the action, where the file is now, and the change record."""
+
+    action: str
+    relpath: str
+    stat: os.stat_result | None
+    change: dict[str, Any] | None
+    note: str | None = None
+
+
+def apply(root: Path, plan_: Plan, options: Options) -> Applied:
+    """Do what ``plan_`` says, safely; see the module docstring."""
+    path = root / plan_.relpath
+    for stale in safe.stale_temps(path):
+        stale.unlink(missing_ok=True)
+    after_raw: bytes | None = plan_.before_raw
+    current = plan_.relpath
+    actions = []
+    if plan_.rewrite:
+        after_raw = ci.to_xml(plan_.after)
+        current = _rewrite(root, plan_, after_raw)
+        actions.append("converted" if plan_.write_format != plan_.format else "tagged")
+    note = None
+    if plan_.new_relpath and plan_.new_relpath != current:
+        moved, note = _rename(root, current, plan_.new_relpath, options)
+        if moved is not None:
+            current = moved
+            actions.append("renamed" if note is None else note)
+        else:
+            actions.append(str(note).split(":", 1)[0])
+    if not actions:
+        return Applied("unchanged", current, None, None)
+    change = {
+        "path_before": plan_.relpath,
+        "path_after": current,
+        "comicinfo_before": _text(plan_.before_raw),
+        "comicinfo_after": _text(after_raw),
+        "fields": plan_.changes,
+    }
+    return Applied("+".join(actions), current, os.stat(root / current), change, note)
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "surrogateescape")
+
+
+def _rewrite(root: Path, plan_: Plan, comicinfo: bytes) -> str:
+    """Write the new archive next to the old one, verify it, swap it in; the new relpath."""
+    path = root / plan_.relpath
+    fmt = plan_.write_format or plan_.format
+    with arc.ComicArchive(path) as source:
+        members = source.digests()
+
+        def write(tmp: Path) -> None:
+            if fmt == "zip":
+                arc.write_zip(source, tmp, comicinfo)
+            else:
+                arc.write_7z(source, tmp, comicinfo)
+
+        def check(tmp: Path) -> None:
+            arc.verify(members, tmp, comicinfo)
+
+        if fmt == plan_.format:
+            safe.replace_with(path, write, check)
+            return plan_.relpath
+        new_rel = str(PurePosixPath(plan_.relpath).with_suffix(WRITABLE[fmt]))
+        with safe.temp_file(path) as tmp:
+            write(tmp)
+            safe.fsync_path(tmp)
+            check(tmp)
+            try:
+                safe.move_new(tmp, root / new_rel)
+            except FileExistsError:
+                _finished_before(members, root / new_rel, comicinfo, new_rel)
+    # the converted file is in place and verified: only now does the original go
+    path.unlink()
+    return new_rel
+
+
+def _finished_before(
+    members: dict[str, arc.Member], target: Path, comicinfo: bytes, new_rel: str
+) -> None:
+    """Accept a conversion target that exists only if it is exactly this conversion's output
+    (an earlier run stopped before removing the original); refuse anything else."""
+    try:
+        arc.verify(members, target, comicinfo)
+    except arc.ArchiveError:
+        raise ComicError(f"cannot convert: {new_rel} already exists (other content)") from None
+
+
+def _rename(
+    root: Path, current: str, wanted: str, options: Options
+) -> tuple[str | None, str | None]:
+    """Move ``current`` to ``wanted`` unless taken; (new relpath or None, note or None)."""
+    src, dst = root / current, _inside(root, wanted)
+    try:
+        safe.rename_no_replace(src, dst)
+        return wanted, None
+    except FileExistsError:
+        pass
+    kind = "duplicate" if _same_pages(src, dst) else "conflict"
+    note = f"{kind}: {wanted} exists"
+    if not options.duplicates:
+        return None, note
+    folder = _inside(root, options.duplicates)
+    for n in range(1, 1000):
+        name = dst.name if n == 1 else f"{dst.stem} ({n}){dst.suffix}"
+        target = folder / name
+        try:
+            safe.rename_no_replace(src, target)
+        except FileExistsError:
+            continue
+        return target.relative_to(root).as_posix(), note
+    return None, note
+
+
+def _inside(root: Path, relpath: str) -> Path:
+    """``root/relpath``, refusing anything that would leave the library root."""
+    target = (root / relpath).resolve()
+    base = root.resolve()
+    if target != base and base not in target.parents:
+        raise ComicError(f"{relpath} is outside the library root")
+    return root / target.relative_to(base)
+
+
+def _same_pages(a: Path, b: Path) -> bool:
+    try:
+        with arc.ComicArchive(a) as first, arc.ComicArchive(b) as second:
+            return _page_digests(first) == _page_digests(second)
+    except arc.ArchiveError:
+        return False
+
+
+def _page_digests(archive: arc.ComicArchive) -> Sequence[str]:
+    digests = archive.digests()
+    return [digests[name].digest for name in archive.pages()]
