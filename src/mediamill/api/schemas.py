@@ -178,3 +178,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Not possible in the job's current state"},
     422: {"model": ErrorOut, "description": "Invalid request"},
 }
+
+
+class UndoneOut(BaseModel):
+    """One recorded change of a comic job, put back (or why not)."""
+
+    path: str
+    restored_path: str
+    action: str
+    error: str | None = None
+
+
+class UndoOut(BaseModel):
+    job_id: str
+    dry_run: bool
+    undone: int
+    changes: list[UndoneOut]

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from mediamill import names
-from mediamill.catalog.models import Base, Claim, Item, Job, Library, Result, utcnow
+from mediamill.catalog.models import Base, Claim, Item, ItemChange, Job, Library, Result, utcnow
 from mediamill.core import ErrorClass, ItemRef, ItemUpdate, Outcome, Status
 
 log = logging.getLogger(__name__)
@@ -1022,7 +1022,9 @@ class Catalog:
         job_values: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """Upsert results (one row per item and processor), the item updates they carry
-        (:meth:`_apply_item_update`) and the job's counters, in one transaction.
+        (:meth:`_apply_item_update`), the changes they record (a result's ``data["change"]``
+        goes to ``item_changes``, the history undo reads) and the job's counters, in one
+        transaction.
 
         Returns the ids of the items whose update was refused (a move onto another present
         item): their result is stored as failed with the cause, and ``job_values``'
@@ -1067,6 +1069,19 @@ class Catalog:
             ]
             if rows:
                 conn.execute(self._upsert_results(), rows)
+            changes = [
+                {
+                    "job_id": job_id,
+                    "item_id": o.item_id,
+                    "processor": processor,
+                    "change": o.data["change"],
+                    "created_at": now,
+                }
+                for o in written
+                if o.status is Status.OK and o.data and isinstance(o.data.get("change"), dict)
+            ]
+            if changes:
+                conn.execute(insert(ItemChange), changes)
             if job_values and job_id is not None:
                 values = dict(job_values)
                 if refused and "succeeded" in values and "failed" in values:
@@ -1074,6 +1089,37 @@ class Catalog:
                     values["failed"] += len(refused)
                 conn.execute(update(Job).where(Job.id == job_id).values(**values))
         return refused
+
+    def item_changes(self, job_id: str) -> list[dict[str, Any]]:
+        """The changes a job recorded and not yet undone, oldest first, with each item's
+        library, current path and presence."""
+        query = (
+            select(
+                ItemChange.id,
+                ItemChange.item_id,
+                ItemChange.processor,
+                ItemChange.change,
+                Item.library_id,
+                Item.path,
+                Item.present,
+            )
+            .join(Item, Item.id == ItemChange.item_id)
+            .where(ItemChange.job_id == job_id, ItemChange.undone_at.is_(None))
+            .order_by(ItemChange.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def record_undo(self, change_id: int, item_id: int, update_: ItemUpdate) -> str | None:
+        """Mark a change undone and record the item's file as the undo left it, in one
+        transaction; returns the refusal's cause when the old path is another item's."""
+        now = utcnow()
+        with self._write_lock, self.engine.begin() as conn:
+            applied = self._apply_item_update(conn, item_id, update_, now)
+            if isinstance(applied, _Refused):
+                return applied.cause
+            conn.execute(update(ItemChange).where(ItemChange.id == change_id).values(undone_at=now))
+        return None
 
     def _upsert_results(self) -> Any:
         stmt = self._insert(Result.__table__)

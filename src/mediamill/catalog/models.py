@@ -166,3 +166,22 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ItemChange(Base):
+    """One change a processor made to its item's file (``data["change"]`` of its result):
+    for comics, the ComicInfo.xml and the path before and after, so that it can be undone."""
+
+    __tablename__ = "item_changes"
+    __table_args__ = (
+        Index("ix_item_changes_job", "job_id", "id"),
+        Index("ix_item_changes_item", "item_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    processor: Mapped[str] = mapped_column(String(64))
+    change: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -51,12 +51,13 @@ def _root(
 
 
 def _register() -> None:
-    from mediamill.cli import config, data, jobs, run
+    from mediamill.cli import comic, config, data, jobs, run
 
     run.register(app)
     data.register(app)
     jobs.register(app)
     config.register(app)
+    comic.register(app)
     for optional in ("playlist", "serve", "watch"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])

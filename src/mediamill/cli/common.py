@@ -119,6 +119,8 @@ class RichProgressHook(Hook):
         self.failures: list[tuple[str, str]] = []
         self.failure_count = 0
         self.causes: Counter[str] = Counter()
+        #: a dry run's plan lines (``data["plan"]`` of processors that give one: comic)
+        self.plans: list[str] = []
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -147,6 +149,9 @@ class RichProgressHook(Hook):
         )
 
     def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
+        plan = (outcome.data or {}).get("plan")
+        if plan:
+            self.plans.append(f"{item.path}: {plan}")
         if outcome.status is Status.FAILED:
             self.failure_count += 1
             self.causes[cause_of(outcome.error)] += 1  # grouped: one key per cause

@@ -230,6 +230,8 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook, still_failed: in
         )
         for path in summary.get("sample", [])[:20]:
             console.print(f"  {path}", markup=False, highlight=False)
+        for line in hook.plans:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         if summary.get("actions"):
             console.print("  " + ", ".join(f"{n} {a}" for a, n in summary["actions"].items()))
     line = (

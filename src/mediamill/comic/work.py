@@ -237,33 +237,44 @@ def _rewrite(root: Path, plan_: Plan, comicinfo: bytes) -> str:
     """Write the new archive next to the old one, verify it, swap it in; the new relpath."""
     path = root / plan_.relpath
     fmt = plan_.write_format or plan_.format
-    with arc.ComicArchive(path) as source:
+    if fmt == plan_.format:
+        rewrite_comicinfo(path, comicinfo)
+        return plan_.relpath
+    new_rel = str(PurePosixPath(plan_.relpath).with_suffix(WRITABLE[fmt]))
+    with arc.ComicArchive(path) as source, safe.temp_file(path) as tmp:
         members = source.digests()
-
-        def write(tmp: Path) -> None:
-            if fmt == "zip":
-                arc.write_zip(source, tmp, comicinfo)
-            else:
-                arc.write_7z(source, tmp, comicinfo)
-
-        def check(tmp: Path) -> None:
-            arc.verify(members, tmp, comicinfo)
-
-        if fmt == plan_.format:
-            safe.replace_with(path, write, check)
-            return plan_.relpath
-        new_rel = str(PurePosixPath(plan_.relpath).with_suffix(WRITABLE[fmt]))
-        with safe.temp_file(path) as tmp:
-            write(tmp)
-            safe.fsync_path(tmp)
-            check(tmp)
-            try:
-                safe.move_new(tmp, root / new_rel)
-            except FileExistsError:
-                _finished_before(members, root / new_rel, comicinfo, new_rel)
+        _write(source, tmp, fmt, comicinfo)
+        safe.fsync_path(tmp)
+        arc.verify(members, tmp, comicinfo)
+        try:
+            safe.move_new(tmp, root / new_rel)
+        except FileExistsError:
+            _finished_before(members, root / new_rel, comicinfo, new_rel)
     # the converted file is in place and verified: only now does the original go
     path.unlink()
     return new_rel
+
+
+def rewrite_comicinfo(path: Path, comicinfo: bytes | None) -> os.stat_result:
+    """Give the archive at ``path`` this ComicInfo.xml (``None``: none), in its own format,
+    through a verified temp file and an atomic replace; returns the new file's stat."""
+    with arc.ComicArchive(path) as source:
+        if source.format not in WRITABLE:
+            raise ComicError(f"{source.format.upper()} archives are never written")
+        members = source.digests()
+        fmt = source.format
+        return safe.replace_with(
+            path,
+            lambda tmp: _write(source, tmp, fmt, comicinfo),
+            lambda tmp: arc.verify(members, tmp, comicinfo),
+        )
+
+
+def _write(source: arc.ComicArchive, tmp: Path, fmt: str, comicinfo: bytes | None) -> None:
+    if fmt == "zip":
+        arc.write_zip(source, tmp, comicinfo)
+    else:
+        arc.write_7z(source, tmp, comicinfo)
 
 
 def _finished_before(

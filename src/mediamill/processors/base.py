@@ -143,6 +143,7 @@ _BUILTINS = {
     "probe": "mediamill.processors.probe:ProbeProcessor",
     "audio": "mediamill.processors.audio:AudioProcessor",
     "strm": "mediamill.processors.strm:StrmProcessor",
+    "comic": "mediamill.processors.comic:ComicProcessor",
 }
 ENTRY_POINT_GROUP = "mediamill.processors"
 _extra: dict[str, type[Processor]] = {}

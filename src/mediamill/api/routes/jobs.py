@@ -1,4 +1,4 @@
-"""Jobs: create, list, get, per-item results, pause/resume/cancel, delete."""
+"""Jobs: create, list, get, per-item results, pause/resume/cancel, delete, undo (comic)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, SettingsDep, WriteAuth
 from mediamill.api.paths import ForbiddenPath, UnsafePath, check_job_paths, check_relative
 from mediamill.api.routes.libraries import allowed_or_403, library_or_404
-from mediamill.api.schemas import ERRORS, ItemList, JobIn, JobList, JobOut
+from mediamill.api.schemas import ERRORS, ItemList, JobIn, JobList, JobOut, UndoOut
 from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.jobs import manager
 from mediamill.processors import base as registry
@@ -181,6 +181,28 @@ def pause_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
 @router.post("/{job_id}/resume", response_model=JobOut, dependencies=[WriteAuth])
 def resume_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
     return _act(catalog, job_id, "resume")
+
+
+@router.post("/{job_id}/undo", response_model=UndoOut, dependencies=[WriteAuth])
+async def undo_job(
+    job_id: str, catalog: CatalogDep, dry_run: Annotated[bool, Query()] = False
+) -> dict[str, Any]:
+    """Put back the ComicInfo.xml and names a comic job changed (``?dry_run=true``: only say
+    what would be done). Files changed since the job are left alone and listed."""
+    from mediamill.comic.undo import undo_job as undo
+
+    job = _job_or_404(catalog, job_id)
+    if job["processor"] != "comic":
+        raise HTTPException(
+            409, detail=f"job {job_id} is a {job['processor']} job: only comic jobs undo"
+        )
+    report = await run_in_threadpool(undo, catalog, job_id, dry_run=dry_run)
+    return {
+        "job_id": job_id,
+        "dry_run": dry_run,
+        "undone": sum(1 for e in report if e.error is None and e.action != "unchanged"),
+        "changes": [e.as_dict() for e in report],
+    }
 
 
 @router.delete("/{job_id}", status_code=204, dependencies=[WriteAuth])
