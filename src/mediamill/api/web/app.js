@@ -836,9 +836,45 @@ function itemRow(item) {
     item.size !== undefined && item.size !== null ? el("span", { class: "muted", text: formatSize(item.size) }) : null,
   );
   const row = el("li", { class: "item" }, head, facts);
+  if (item.kind === "comic") row.append(comicCover(state.browser.library, item.path));
   for (const line of describeData(item.data)) row.append(el("p", { class: `item-${line.kind}`, text: line.text }));
   if (item.error) row.append(el("p", { class: "item-error", text: item.error }));
   return row;
+}
+
+function comicCover(library, path) {
+  // an <img src> cannot send the token: fetch the cover, show it from a blob URL
+  const img = el("img", { class: "comic-cover", alt: `cover of ${path}`, width: "80" });
+  const params = new URLSearchParams({ library, path, size: "160" });
+  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  fetch(`/api/cover?${params}`, { headers })
+    .then((response) => (response.ok ? response.blob() : null))
+    .then((blob) => {
+      if (blob) img.src = URL.createObjectURL(blob);
+      else img.remove();
+    })
+    .catch(() => img.remove());
+  img.addEventListener("load", () => URL.revokeObjectURL(img.src));
+  return img;
+}
+
+function describeComic(data) {
+  // the comic processor's result: its ComicInfo.xml fields and what the run did
+  const info = data.comicinfo || {};
+  const title = [info.Series, info.Number !== undefined ? `#${info.Number}` : null,
+    info.Volume !== undefined ? `vol. ${info.Volume}` : null, info.Year, info.Title]
+    .filter((v) => v !== undefined && v !== null && v !== "");
+  const lines = [];
+  if (title.length) lines.push({ kind: "tags", text: title.join(" · ") });
+  const more = ["Publisher", "Writer", "Format", "LanguageISO", "PageCount"]
+    .filter((k) => info[k] !== undefined)
+    .map((k) => `${k}: ${info[k]}`);
+  if (data.pages !== undefined) more.push(`${data.pages} pages`);
+  if (data.format) more.push(data.format);
+  if (data.action) more.push(data.action);
+  if (more.length) lines.push({ kind: "meta", text: more.join(" · ") });
+  if (data.note || data.blocked) lines.push({ kind: "meta", text: data.note || data.blocked });
+  return lines;
 }
 
 function describeStream(s) {
@@ -862,6 +898,7 @@ function camera(make, model) {
 function describeData(data) {
   // probe results read as media facts; any other processor's result as its plain fields
   if (!data || typeof data !== "object") return [];
+  if ("comicinfo" in data && "pages" in data) return describeComic(data);
   const lines = [];
   if ("streams" in data || "container" in data || "image" in data) {
     const head = [];
