@@ -2,10 +2,10 @@
 
 A rewrite goes to a hidden temp file next to the original (dot-prefixed, so Komga and Kavita
 never list it), is flushed to disk, checked by the caller, and only then replaces the original
-in one ``rename``; the folder is flushed after. A rename never overwrites: it uses
-``renameat2(RENAME_NOREPLACE)`` where the kernel has it, else a hard link and an unlink (both
-refuse an existing target), else a check then ``rename`` (a race-free guarantee is then not
-possible, and the docs say so).
+in one ``rename``; the folders are flushed once the caller is done with them. A rename never
+overwrites: it uses ``renameat2(RENAME_NOREPLACE)`` where the kernel has it, else a hard link
+and an unlink (both refuse an existing target), else a check then ``rename`` (a race-free
+guarantee is then not possible).
 """
 
 from __future__ import annotations
@@ -68,19 +68,20 @@ def replace_with(
     final: Path, write: Callable[[Path], None], check: Callable[[Path], None]
 ) -> os.stat_result:
     """Write a new version of ``final`` with ``write(tmp)``, ``check(tmp)`` it, then swap it
-    in atomically; returns the new file's stat. The original is untouched on any error."""
+    in atomically; returns the new file's stat. The original is untouched on any error.
+    The caller flushes the folder (:func:`fsync_path`) once it has done all it does there."""
     with temp_file(final) as tmp:
         write(tmp)
         fsync_path(tmp)
         check(tmp)
         _keep_mode(final, tmp)
         os.replace(tmp, final)
-    fsync_path(final.parent, directory=True)
     return os.stat(final)
 
 
 def move_new(tmp: Path, final: Path) -> None:
-    """Move a finished temp file to a new name that must not exist yet."""
+    """Move a finished temp file to a new name that must not exist yet, and flush the
+    folder (the caller removes the original next: the new name must be on disk first)."""
     rename_no_replace(tmp, final)
     fsync_path(final.parent, directory=True)
 
@@ -91,10 +92,10 @@ def _keep_mode(original: Path, new: Path) -> None:
 
 
 def rename_no_replace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite)."""
+    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite).
+    The caller flushes the folders."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if _renameat2(src, dst):
-        fsync_path(dst.parent, directory=True)
         return
     try:
         os.link(src, dst)
@@ -107,7 +108,6 @@ def rename_no_replace(src: Path, dst: Path) -> None:
         os.rename(src, dst)
         return
     os.unlink(src)
-    fsync_path(dst.parent, directory=True)
 
 
 @functools.cache

@@ -39,6 +39,9 @@ class ComicProcessor(Processor):
     version = "1"
     # rewriting an archive is mostly copying bytes (I/O), and zipfile/zlib release the GIL
     work = Work.IO
+    # each rewrite waits on fsync (10-20 ms on a busy disk): more threads than cores overlap
+    # those waits
+    default_workers = 4
     kinds = frozenset({"comic"})
     dry_run_processes = True
     result_options = ("rules", "overwrite", "rename", "convert", "duplicates")
