@@ -132,13 +132,28 @@ def plan(root: Path, relpath: str, options: Options) -> Plan:
         raise ComicError(f"the ComicInfo.xml to write would not be valid: {problems[0]}")
     if options.rename:
         suffix = WRITABLE.get(target_format, PurePosixPath(relpath).suffix.lower())
-        values = rn.template_fields(after.as_dict())
+        # ComicInfo's values, else what the name says (a field the rules do not write)
+        values = rn.template_fields(_name_fields(parsed)) | rn.template_fields(after.as_dict())
         new = rn.render(options.rename, values, current=relpath, suffix=suffix)
         if new is not None and new != relpath:
             result.new_relpath = new
     elif result.rewrite and target_format != fmt:
         result.new_relpath = str(PurePosixPath(relpath).with_suffix(WRITABLE[target_format]))
     return result
+
+
+def _name_fields(parsed: NameInfo) -> dict[str, str]:
+    named = {
+        "Series": parsed.series,
+        "Number": parsed.issue,
+        "Volume": parsed.volume,
+        "Year": parsed.year,
+        "Month": parsed.month,
+        "Count": parsed.issue_count,
+        "Title": parsed.title,
+        "Format": parsed.format,
+    }
+    return {k: str(v) for k, v in named.items() if v is not None}
 
 
 def _apply_rules(

@@ -86,6 +86,8 @@ def resolve(
     processor_options = rest if own is None else {k: v for k, v in rest.items() if k in own}
     processor_options = with_secrets(processor_options, secrets)
     processor_options["dry_run"] = engine.dry_run
+    # processors may read it too (comic: apply its rules over values already set)
+    processor_options["force"] = engine.force
     source_options = {}
     if library.kind == "source":
         from mediamill.sources import source_option_names

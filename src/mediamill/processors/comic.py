@@ -5,13 +5,16 @@ Options (``--set KEY=VALUE``):
 
 * ``rules``: the ComicInfo fields to fill from the names, among series, number, volume, year,
   month, count, title, format (default ``series,number,volume,year``). A field that already
-  has a value is kept unless ``overwrite`` is true (``--force`` redoes fresh items; it does
-  not overwrite values).
+  has a value is kept unless ``overwrite`` is true or the job runs with ``--force``.
 * ``rename``: a template such as ``{series} #{issue:03} ({year})`` (off by default).
 * ``convert``: ``cbz`` or ``cb7``: write other formats (RAR, tar) as this; RAR is never
   written, so a RAR that needs tags is left alone until converted.
 * ``duplicates``: a folder (relative to the library root) where a file whose new name is
   taken is moved.
+
+A library sets its own defaults in ``.mediamill-comic.toml`` at its root (the same keys, e.g.
+``rules = "series,number"`` and ``rename = "{series} #{issue:03}"``; hidden, so never an
+item); the job's options win over it.
 
 ``process`` returns, as ``data``: ``action`` (unchanged, tagged, renamed, converted,
 duplicate, conflict, read-only, joined with ``+``), ``format``, ``pages``, ``comicinfo``
@@ -23,11 +26,12 @@ path, size and mtime), written with the result, so the next scan sees no change.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mediamill.comic import work
+from mediamill.comic import work as comic_work
 from mediamill.core import ItemRef, ItemUpdate, Processed, Work
 from mediamill.processors.base import Processor
 
@@ -44,24 +48,39 @@ class ComicProcessor(Processor):
     default_workers = 4
     kinds = frozenset({"comic"})
     dry_run_processes = True
-    result_options = ("rules", "overwrite", "rename", "convert", "duplicates")
+    result_options = ("rules", "overwrite", "rename", "convert", "duplicates")  # = OPTION_KEYS
+    option_names = frozenset(result_options)
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.settings = work.Options.from_mapping(self.options)
+        # the job's own options, checked now so that a bad one fails the job at once
+        self.job_options = {k: v for k, v in self.options.items() if k in OPTION_KEYS}
+        if self.options.get("force"):
+            self.job_options["overwrite"] = True
+        comic_work.Options.from_mapping(self.job_options)
         self.dry_run = bool(self.options.get("dry_run"))
+        self._by_root: dict[Path, comic_work.Options] = {}
+
+    def settings_for(self, root: Path) -> comic_work.Options:
+        """The options for a library: its ``.mediamill-comic.toml``, then the job's."""
+        settings = self._by_root.get(root)
+        if settings is None:
+            merged = {**_library_config(root), **self.job_options}
+            settings = self._by_root[root] = comic_work.Options.from_mapping(merged)
+        return settings
 
     def process(self, item: ItemRef) -> dict[str, Any] | Processed:
         if item.abspath is None:
             raise ValueError(f"{item.path} is not a file")
         root = _library_root(item)
-        plan = work.plan(root, item.path, self.settings)
-        data = work.describe(plan)
+        settings = self.settings_for(root)
+        plan = comic_work.plan(root, item.path, settings)
+        data = comic_work.describe(plan)
         if self.dry_run:
             data["action"] = _planned_action(plan)
             data["plan"] = _plan_line(plan, data["action"])
             return data
-        applied = work.apply(root, plan, self.settings)
+        applied = comic_work.apply(root, plan, settings)
         data["action"] = (
             "read-only" if plan.blocked and applied.action == "unchanged" else applied.action
         )
@@ -78,6 +97,26 @@ class ComicProcessor(Processor):
         return Processed(data, update)
 
 
+OPTION_KEYS = ("rules", "overwrite", "rename", "convert", "duplicates")
+LIBRARY_CONFIG = ".mediamill-comic.toml"
+
+
+def _library_config(root: Path) -> dict[str, Any]:
+    path = root / LIBRARY_CONFIG
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        config = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise comic_work.ComicError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(config) - set(OPTION_KEYS))
+    if unknown:
+        raise comic_work.ComicError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    return config
+
+
 def _library_root(item: ItemRef) -> Path:
     """The library root, from the file's absolute path and its path relative to the root."""
     assert item.abspath is not None
@@ -89,7 +128,7 @@ def _library_root(item: ItemRef) -> Path:
     return root
 
 
-def _plan_line(plan: work.Plan, action: str) -> str:
+def _plan_line(plan: comic_work.Plan, action: str) -> str:
     """``tag: Number: (none) → 7, Year: (none) → 2013; rename → Saga #007 (2013).cbz``."""
     parts = [
         f"{name}: {old if old is not None else '(none)'} → {new}"
@@ -103,7 +142,7 @@ def _plan_line(plan: work.Plan, action: str) -> str:
     return line
 
 
-def _planned_action(plan: work.Plan) -> str:
+def _planned_action(plan: comic_work.Plan) -> str:
     parts = []
     if plan.rewrite:
         parts.append("convert" if plan.write_format != plan.format else "tag")
