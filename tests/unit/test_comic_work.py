@@ -153,3 +153,11 @@ def test_unknown_rules_and_formats_are_refused() -> None:
         work.Options.from_mapping({"rules": "series,colour"})
     with pytest.raises(work.ComicError, match="never written"):
         work.Options.from_mapping({"convert": "cbr"})
+
+
+def test_a_name_of_255_bytes_is_retagged_through_a_temp_name_that_fits(tmp_path: Path) -> None:
+    name = "Saga 007 " + "x" * (255 - len("Saga 007 .cbz")) + ".cbz"
+    assert len(name.encode()) == 255
+    path = write_comic(tmp_path / name)
+    assert _run(tmp_path, name).action == "tagged"
+    assert _tags(path)["Number"] == "7"

@@ -25,14 +25,20 @@ _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
+def _temp_prefix(final: Path) -> str:
+    # a name of up to 255 bytes must leave room for the mark and the random part
+    name = final.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    return f".{name}{TEMP_MARK}"
+
+
 def temp_path_for(final: Path) -> Path:
     """A hidden temp file in ``final``'s folder, unique to this call."""
-    return final.parent / f".{final.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
+    return final.parent / f"{_temp_prefix(final)}{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
 
 
 def stale_temps(final: Path) -> list[Path]:
     """Temp files an interrupted rewrite of ``final`` left behind."""
-    prefix = f".{final.name}{TEMP_MARK}"
+    prefix = _temp_prefix(final)
     try:
         names = os.listdir(final.parent)
     except OSError:
