@@ -294,23 +294,27 @@ def _rar5_file_encrypted(header: bytes, extra_size: int) -> bool:
 # --------------------------------------------------------------------------- writing
 def write_zip(
     source: ComicArchive, dest: Path, comicinfo: bytes | None, *, keep_comicinfo: bool = False
-) -> None:
-    """Write ``source``'s members and ``comicinfo`` (last) as a zip at ``dest``.
+) -> dict[str, Member]:
+    """Write ``source``'s members and ``comicinfo`` (last) as a zip at ``dest``; returns the
+    source's members as they were read on the way (for :func:`verify`).
 
     From a zip, members are copied as they are stored (no recompression): a retag costs a
     copy. From other formats, pages are stored (images do not deflate), other files deflated.
     """
+    members: dict[str, Member] = {}
     with open(dest, "wb") as out, zipfile.ZipFile(out, "w") as zout:
         if source._zip is not None:
-            _copy_zip_members(source, out, zout, keep_comicinfo=keep_comicinfo)
+            members = _copy_zip_members(source, out, zout, keep_comicinfo=keep_comicinfo)
         else:
             for name, data in source.members():
+                members[name] = Member(name, len(data), _digest(data))
                 if is_comicinfo(name) and not keep_comicinfo:
                     continue
                 method = zipfile.ZIP_STORED if is_page(name) else zipfile.ZIP_DEFLATED
                 zout.writestr(_zip_info(name, method), data)
         if comicinfo is not None:
             zout.writestr(_zip_info(COMICINFO, zipfile.ZIP_DEFLATED), comicinfo)
+    return members
 
 
 def _zip_info(name: str, method: int) -> zipfile.ZipInfo:
@@ -322,13 +326,15 @@ def _zip_info(name: str, method: int) -> zipfile.ZipInfo:
 
 def _copy_zip_members(
     source: ComicArchive, out: BinaryIO, zout: zipfile.ZipFile, *, keep_comicinfo: bool
-) -> None:
-    """Copy each member's local header and data byte for byte, and list it in ``zout``.
+) -> dict[str, Member]:
+    """Copy each member's local header and data byte for byte, and list it in ``zout``;
+    returns each copied member's content digest, taken from the bytes on their way.
 
     ``zipfile`` has no raw copy; its writer only needs each member's ``ZipInfo`` (with the
     new ``header_offset``) in ``filelist`` to write the central directory at close.
     """
     assert source._zip is not None
+    members = {}
     with open(source.path, "rb") as src:
         for info in source._zip.infolist():
             if info.is_dir() or (is_comicinfo(info.filename) and not keep_comicinfo):
@@ -337,19 +343,54 @@ def _copy_zip_members(
             local = src.read(30)
             if local[:4] != b"PK\x03\x04":
                 raise ArchiveError(f"damaged zip archive (bad local header of {info.filename!r})")
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            length = 30 + name_len + extra_len + info.compress_size
-            if info.flag_bits & 0x08:  # a data descriptor follows the data
-                length += _descriptor_length(src, info, info.header_offset + length)
+            header = (
+                30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            )
             src.seek(info.header_offset)
             offset = out.tell()
-            _copy_range(src, out, length)
+            _copy_range(src, out, header)
+            members[info.filename] = _copy_data(source, src, out, info)
+            if info.flag_bits & 0x08:  # a data descriptor follows the data
+                at = info.header_offset + header + info.compress_size
+                length = _descriptor_length(src, info, at)
+                src.seek(at)
+                _copy_range(src, out, length)
             copied = _copy_info(info)
             copied.header_offset = offset
             zout.filelist.append(copied)
             zout.NameToInfo[copied.filename] = copied
         zout.start_dir = out.tell()
+    return members
+
+
+def _copy_data(source: ComicArchive, src: BinaryIO, out: BinaryIO, info: zipfile.ZipInfo) -> Member:
+    """Copy one member's stored bytes and digest its content (inflated when deflated)."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        at = src.tell()
+        data = source._read_zip(info)  # bzip2, lzma: zipfile decompresses
+        src.seek(at)
+        _copy_range(src, out, info.compress_size)
+        return Member(info.filename, len(data), _digest(data))
+    inflate = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    digest = hashlib.blake2b(digest_size=16)
+    size, left = 0, info.compress_size
+    try:
+        while left > 0:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                raise ArchiveError(f"damaged zip archive ({info.filename!r} is cut short)")
+            out.write(chunk)
+            left -= len(chunk)
+            data = inflate.decompress(chunk) if inflate is not None else chunk
+            digest.update(data)
+            size += len(data)
+        if inflate is not None:
+            tail = inflate.flush()
+            digest.update(tail)
+            size += len(tail)
+    except zlib.error as exc:
+        raise ArchiveError(f"damaged member {info.filename!r} ({exc})") from None
+    return Member(info.filename, size, digest.hexdigest())
 
 
 def _descriptor_length(src: BinaryIO, info: zipfile.ZipInfo, at: int) -> int:
@@ -389,16 +430,20 @@ def _copy_range(src: BinaryIO, out: BinaryIO, length: int) -> None:
         length -= len(chunk)
 
 
-def write_7z(source: ComicArchive, dest: Path, comicinfo: bytes | None) -> None:
-    """Write ``source``'s members and ``comicinfo`` as a 7z archive at ``dest``."""
+def write_7z(source: ComicArchive, dest: Path, comicinfo: bytes | None) -> dict[str, Member]:
+    """Write ``source``'s members and ``comicinfo`` as a 7z archive at ``dest``; returns the
+    source's members as they were read on the way (for :func:`verify`)."""
     import py7zr
 
+    members = {}
     with py7zr.SevenZipFile(dest, "w") as zout:
         for name, data in source.members():
+            members[name] = Member(name, len(data), _digest(data))
             if not is_comicinfo(name):
                 zout.writestr(data, name)
         if comicinfo is not None:
             zout.writestr(comicinfo, COMICINFO)
+    return members
 
 
 def verify(original: dict[str, Member], written: Path, comicinfo: bytes | None) -> None:

@@ -259,8 +259,7 @@ def _rewrite(root: Path, plan_: Plan, comicinfo: bytes) -> str:
         return plan_.relpath
     new_rel = str(PurePosixPath(plan_.relpath).with_suffix(WRITABLE[fmt]))
     with arc.ComicArchive(path) as source, safe.temp_file(path) as tmp:
-        members = source.digests()
-        _write(source, tmp, fmt, comicinfo)
+        members = _write(source, tmp, fmt, comicinfo)
         safe.fsync_path(tmp)
         arc.verify(members, tmp, comicinfo)
         try:
@@ -278,20 +277,22 @@ def rewrite_comicinfo(path: Path, comicinfo: bytes | None) -> os.stat_result:
     with arc.ComicArchive(path) as source:
         if source.format not in WRITABLE:
             raise ComicError(f"{source.format.upper()} archives are never written")
-        members = source.digests()
         fmt = source.format
+        # the original's members, digested while they are copied
+        members: dict[str, arc.Member] = {}
         return safe.replace_with(
             path,
-            lambda tmp: _write(source, tmp, fmt, comicinfo),
+            lambda tmp: members.update(_write(source, tmp, fmt, comicinfo)),
             lambda tmp: arc.verify(members, tmp, comicinfo),
         )
 
 
-def _write(source: arc.ComicArchive, tmp: Path, fmt: str, comicinfo: bytes | None) -> None:
+def _write(
+    source: arc.ComicArchive, tmp: Path, fmt: str, comicinfo: bytes | None
+) -> dict[str, arc.Member]:
     if fmt == "zip":
-        arc.write_zip(source, tmp, comicinfo)
-    else:
-        arc.write_7z(source, tmp, comicinfo)
+        return arc.write_zip(source, tmp, comicinfo)
+    return arc.write_7z(source, tmp, comicinfo)
 
 
 def _finished_before(

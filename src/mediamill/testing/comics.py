@@ -60,7 +60,9 @@ def write_comic(
     if fmt in ("cbz", "zip"):
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, data in members:
-                zf.writestr(name, data)
+                # as comic tools do: images stored (they do not deflate), the rest deflated
+                stored = name.endswith((".jpg", ".png"))
+                zf.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
     elif fmt in ("cb7", "7z"):
         import py7zr
 
