@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     inspect,
     or_,
     select,
