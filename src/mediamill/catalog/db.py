@@ -846,7 +846,7 @@ class Catalog:
                     Result.retry_at <= utcnow(),  # a transient failure that is due again
                 )
             )
-        if job_id is not None:
+        if job_id is not None and self._others_claim(processor, job_id):
             cond.append(~self._claimed_elsewhere(processor, job_id))
         return and_(*cond)
 
@@ -1185,6 +1185,25 @@ class Catalog:
             )
             .exists()
         )
+
+    def _others_claim(self, processor: str, job_id: str) -> bool:
+        """Whether another running job holds claims for ``processor``: only then is the
+        (per item) condition worth adding to a query; :meth:`_claim` is what makes a claim
+        exclusive, this only spares reading pages of others' items. A job that runs alone
+        (the usual case) pays one small query."""
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(Claim.item_id)
+                    .where(
+                        Claim.processor == processor,
+                        Claim.job_id != job_id,
+                        Claim.job_id.in_(_live_jobs()),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def _claim(self, rows: Sequence[Any], processor: str, job_id: str) -> list[Any]:
         """The rows of this page the job could claim: none that another running job holds.
