@@ -64,7 +64,7 @@ KILL_POINTS = [
     ("os", "replace", 1, "after"),
     ("safe", "_renameat2", 1, "before"),
     ("safe", "_renameat2", 1, "after"),
-    ("safe", "fsync_path", 2, "after"),
+    ("safe", "fsync_path", 2, "before"),
     ("os", "unlink", 1, "before"),
     ("os", "unlink", 1, "after"),
 ]

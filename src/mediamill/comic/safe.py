@@ -2,10 +2,13 @@
 
 A rewrite goes to a hidden temp file next to the original (dot-prefixed, so Komga and Kavita
 never list it), is flushed to disk, checked by the caller, and only then replaces the original
-in one ``rename``; the folders are flushed once the caller is done with them. A rename never
-overwrites: it uses ``renameat2(RENAME_NOREPLACE)`` where the kernel has it, else a hard link
-and an unlink (both refuse an existing target), else a check then ``rename`` (a race-free
-guarantee is then not possible).
+in one ``rename``. The folder is not flushed after a replace or a rename: that only makes the
+new name durable sooner, and a power cut before the folder reaches the disk leaves the old
+entry, whose file is whole (the next scan sees the file as it is). It is flushed before a
+converted file's original is removed. A rename never overwrites: it uses
+``renameat2(RENAME_NOREPLACE)`` where the kernel has it, else a hard link and an unlink (both
+refuse an existing target), else a check then ``rename`` (a race-free guarantee is then not
+possible).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def replace_with(
 ) -> os.stat_result:
     """Write a new version of ``final`` with ``write(tmp)``, ``check(tmp)`` it, then swap it
     in atomically; returns the new file's stat. The original is untouched on any error.
-    The caller flushes the folder (:func:`fsync_path`) once it has done all it does there."""
+    """
     with temp_file(final) as tmp:
         write(tmp)
         fsync_path(tmp)
@@ -98,8 +101,7 @@ def _keep_mode(original: Path, new: Path) -> None:
 
 
 def rename_no_replace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite).
-    The caller flushes the folders."""
+    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if _renameat2(src, dst):
         return

@@ -78,8 +78,6 @@ def _undo_one(catalog: Any, root: Path, entry: dict[str, Any], *, dry_run: bool)
         rewrite_comicinfo(path, before_raw)
     if wanted != current:
         safe.rename_no_replace(path, root / wanted)
-    for folder in {path.parent, (root / wanted).parent}:
-        safe.fsync_path(folder, directory=True)
     stat = os.stat(root / wanted)
     cause = catalog.record_undo(
         entry["id"],

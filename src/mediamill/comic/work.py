@@ -234,8 +234,6 @@ def apply(root: Path, plan_: Plan, options: Options) -> Applied:
             actions.append(str(note).split(":", 1)[0])
     if not actions:
         return Applied("unchanged", current, None, None)
-    for folder in {path.parent, (root / current).parent}:
-        safe.fsync_path(folder, directory=True)
     change = {
         "path_before": plan_.relpath,
         "path_after": current,
