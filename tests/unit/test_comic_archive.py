@@ -267,3 +267,35 @@ def test_members_with_data_descriptors_are_copied_whole(tmp_path: Path) -> None:
         members = archive.digests()
         arc.write_zip(archive, tmp_path / "out.cbz", new_xml)
     arc.verify(members, tmp_path / "out.cbz", new_xml)
+
+
+def test_a_zip_with_comicinfo_last_is_retagged_by_a_kernel_copy_and_a_byte_check(
+    tmp_path: Path,
+) -> None:
+    source = write_comic(tmp_path / "a.cbz", pages=4, comicinfo="<ComicInfo/>")
+    new_xml = ci.to_xml(ci.ComicInfo(fields={"Series": "A"}))
+    with arc.ComicArchive(source) as archive:
+        prefix = arc.append_comicinfo(archive, tmp_path / "out.cbz", new_xml)
+        assert prefix is not None
+        assert prefix == source.read_bytes().rfind(b"PK\x03\x04")  # up to the old ComicInfo
+        arc.verify_prefix(archive, tmp_path / "out.cbz", prefix, new_xml)
+        members = archive.digests()
+    arc.verify(members, tmp_path / "out.cbz", new_xml)  # the full check agrees
+    raw = bytearray((tmp_path / "out.cbz").read_bytes())
+    raw[prefix // 2] ^= 0xFF  # one flipped byte inside a stored page
+    (tmp_path / "bad.cbz").write_bytes(bytes(raw))
+    with arc.ComicArchive(source) as archive, pytest.raises(arc.ArchiveError, match="differ"):
+        arc.verify_prefix(archive, tmp_path / "bad.cbz", prefix, new_xml)
+
+
+def test_a_zip_with_comicinfo_in_the_middle_takes_the_member_by_member_copy(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "middle.cbz"
+    with zipfile.ZipFile(source, "w") as zf:
+        zf.writestr("page001.jpg", b"one")
+        zf.writestr("ComicInfo.xml", b"<ComicInfo/>")
+        zf.writestr("page002.jpg", b"two")
+    with arc.ComicArchive(source) as archive:
+        assert arc.append_comicinfo(archive, tmp_path / "out.cbz", b"<ComicInfo/>") is None
+    assert not (tmp_path / "out.cbz").exists()

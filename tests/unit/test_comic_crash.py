@@ -56,6 +56,8 @@ CHILD = textwrap.dedent(
 KILL_POINTS = [
     ("arc", "_copy_range", 1, "before"),
     ("arc", "_copy_range", 3, "after"),
+    ("os", "copy_file_range", 1, "after"),
+    ("arc", "verify_prefix", 1, "before"),
     ("arc", "write_7z", 1, "after"),
     ("safe", "fsync_path", 1, "before"),
     ("safe", "fsync_path", 1, "after"),

@@ -11,6 +11,7 @@ their headers, rather than with libarchive's decoder errors.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zipfile
 import zlib
@@ -315,6 +316,81 @@ def write_zip(
         if comicinfo is not None:
             zout.writestr(_zip_info(COMICINFO, zipfile.ZIP_DEFLATED), comicinfo)
     return members
+
+
+def append_comicinfo(source: ComicArchive, dest: Path, comicinfo: bytes) -> int | None:
+    """The fast retag of a zip whose members all lie before its ComicInfo.xml (or that has
+    none), as comic tools write them: the bytes before it are copied by the kernel
+    (``copy_file_range``), the new ComicInfo.xml and central directory are written after.
+    Returns how many bytes were copied as they are (for :func:`verify_prefix`), or ``None``
+    (nothing written) when the archive is not laid out so."""
+    if source._zip is None:
+        return None
+    infos = source._zip.infolist()
+    kept = [i for i in infos if not is_comicinfo(i.filename)]
+    prefix = min(
+        [i.header_offset for i in infos if is_comicinfo(i.filename)] + [source._zip.start_dir]
+    )
+    if any(i.header_offset >= prefix or i.flag_bits & 0x08 for i in kept):
+        return None
+    with open(source.path, "rb") as src, open(dest, "wb") as out:
+        _copy_prefix(src, out, prefix)
+        with zipfile.ZipFile(out, "w") as zout:
+            for info in kept:
+                copied = _copy_info(info)
+                copied.header_offset = info.header_offset
+                zout.filelist.append(copied)
+                zout.NameToInfo[copied.filename] = copied
+            zout.writestr(_zip_info(COMICINFO, zipfile.ZIP_DEFLATED), comicinfo)
+    return prefix
+
+
+def _copy_prefix(src: BinaryIO, out: BinaryIO, length: int) -> None:
+    """Copy the first ``length`` bytes in the kernel where it can, else through memory."""
+    done = 0
+    try:
+        while done < length:
+            sent = os.copy_file_range(src.fileno(), out.fileno(), length - done, done, done)
+            if sent == 0:
+                break
+            done += sent
+    except OSError:
+        pass  # no copy_file_range across these file systems: copy what is left by hand
+    src.seek(done)
+    out.seek(done)
+    _copy_range(src, out, length - done)
+
+
+def verify_prefix(original: ComicArchive, written: Path, prefix: int, comicinfo: bytes) -> None:
+    """Check a zip made by :func:`append_comicinfo`: it opens, lists exactly the original's
+    members (same offsets, sizes and CRCs) plus ``comicinfo``, its first ``prefix`` bytes
+    (every member's stored bytes) are the original's byte for byte, and its ComicInfo.xml
+    reads back as ``comicinfo``. Raises :class:`ArchiveError` otherwise."""
+    assert original._zip is not None
+    fields = ("filename", "header_offset", "CRC", "compress_size", "file_size", "compress_type")
+    with ComicArchive(written) as archive:
+        assert archive._zip is not None
+        if archive.comicinfo() != comicinfo:
+            raise ArchiveError("verification failed: ComicInfo.xml differs from what was written")
+        got = [
+            tuple(getattr(i, f) for f in fields)
+            for i in archive._zip.infolist()
+            if not is_comicinfo(i.filename)
+        ]
+    want = [
+        tuple(getattr(i, f) for f in fields)
+        for i in original._zip.infolist()
+        if not is_comicinfo(i.filename)
+    ]
+    if got != want:
+        raise ArchiveError("verification failed: the members differ from the original's")
+    with open(original.path, "rb") as a, open(written, "rb") as b:
+        left = prefix
+        while left > 0:
+            size = min(CHUNK, left)
+            if a.read(size) != b.read(size):
+                raise ArchiveError("verification failed: a member's bytes differ from the original")
+            left -= size
 
 
 def _zip_info(name: str, method: int) -> zipfile.ZipInfo:

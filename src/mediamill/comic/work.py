@@ -276,13 +276,24 @@ def rewrite_comicinfo(path: Path, comicinfo: bytes | None) -> os.stat_result:
         if source.format not in WRITABLE:
             raise ComicError(f"{source.format.upper()} archives are never written")
         fmt = source.format
-        # the original's members, digested while they are copied
+        # the original's members, digested while they are copied (none on the fast path)
         members: dict[str, arc.Member] = {}
-        return safe.replace_with(
-            path,
-            lambda tmp: members.update(_write(source, tmp, fmt, comicinfo)),
-            lambda tmp: arc.verify(members, tmp, comicinfo),
-        )
+        prefix: list[int] = []
+
+        def write(tmp: Path) -> None:
+            fast = arc.append_comicinfo(source, tmp, comicinfo) if comicinfo else None
+            if fast is not None:
+                prefix.append(fast)
+            else:
+                members.update(_write(source, tmp, fmt, comicinfo))
+
+        def check(tmp: Path) -> None:
+            if prefix and comicinfo:
+                arc.verify_prefix(source, tmp, prefix[0], comicinfo)
+            else:
+                arc.verify(members, tmp, comicinfo)
+
+        return safe.replace_with(path, write, check)
 
 
 def _write(
