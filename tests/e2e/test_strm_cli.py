@@ -259,6 +259,29 @@ def test_first_export_from_dispatcharr_and_m3u(
     assert_nothing_outside(tmp_path, out, allowed=set())
 
 
+def test_dispatcharr_login_with_direct_urls_says_which_entries_kept_a_proxy_url(
+    provider: VodServer, tmp_path: Path
+) -> None:
+    """A Dispatcharr login (MEDIAMILL_DISPATCHARR_USER/PASS) exports in direct mode; entries
+    whose account cannot give a direct URL (not Xtream Codes) keep their proxy URL, and the
+    scan line says how many and why. No password or token is printed."""
+    provider.account_type = "STD"
+    user, password = provider.dispatcharr_login
+    out = tmp_path / "library"
+    proc = mediamill(
+        tmp_path,
+        "run", "strm", provider.dispatcharr_spec, "--output", str(out), "-q", *NO_RATE_LIMIT,
+        "--set", "url_mode=direct",
+        env={"MEDIAMILL_DISPATCHARR_USER": user, "MEDIAMILL_DISPATCHARR_PASS": password},
+    )  # fmt: skip
+    printed = " ".join((proc.stdout + proc.stderr).split())
+    assert f"url_mode=direct: {ENTRIES} entries kept their proxy URL" in printed, printed
+    assert "its account is not Xtream Codes (account_type STD)" in printed
+    assert password not in printed
+    assert provider.dispatcharr_auth.issued_logins == 1
+    assert_kodi_library(out, ENTRIES, shows=SERIES)
+
+
 def test_exporting_to_a_second_output_folder_writes_every_file_there(
     provider: VodServer, tmp_path: Path
 ) -> None:
