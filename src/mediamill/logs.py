@@ -6,13 +6,25 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from collections import Counter
 from pathlib import Path
 
+from mediamill.core import ItemRef, Outcome, Status
+from mediamill.engine.progress import Hook, Progress
 from mediamill.settings import Settings, data_dir, private_data_dir
+from mediamill.stats import cause_of, causes_line
 
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 #: what third-party libraries log below WARNING is their business, not the user's
 QUIET_LIBRARIES = ("PIL", "httpx", "httpcore", "asyncio", "urllib3", "multipart", "watchdog")
+
+
+_stderr_level = logging.WARNING
+
+
+def stderr_level() -> int:
+    """The level stderr was set to (``-v``: INFO, ``-vv``: DEBUG)."""
+    return _stderr_level
 
 
 def log_file(settings: Settings) -> Path | None:
@@ -43,6 +55,8 @@ def setup(stderr_level: int, settings: Settings | None = None) -> None:
         stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     stderr.setLevel(stderr_level)
     root.addHandler(stderr)
+    global _stderr_level  # noqa: PLW0603 - one process, one choice of level
+    _stderr_level = stderr_level
     path = None if settings is None else log_file(settings)
     levels = [stderr_level]
     if path is not None and settings is not None:
@@ -64,3 +78,48 @@ def setup(stderr_level: int, settings: Settings | None = None) -> None:
     root.setLevel(min(levels))
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class JobLog(Hook):
+    """Log a job's start and end with its counts, and its failures grouped by cause (each
+    failed item at DEBUG)."""
+
+    def __init__(self, library: str | None = None) -> None:
+        self.library = library
+        self.causes: Counter[str] = Counter()
+        self.log = logging.getLogger("mediamill.jobs")
+
+    def _what(self, progress: Progress) -> str:
+        where = f" on {self.library}" if self.library else ""
+        return f"job {progress.job_id} ({progress.processor}{where})"
+
+    def on_start(self, progress: Progress) -> None:
+        self.log.info(
+            "%s started: %d items, %d already done",
+            self._what(progress),
+            progress.total,
+            progress.processed,
+        )
+
+    def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
+        if outcome.status is Status.FAILED:
+            self.causes[cause_of(outcome.error)] += 1
+            self.log.debug("%s failed: %s", item.path, outcome.error)
+
+    def on_finish(self, progress: Progress) -> None:
+        level = logging.INFO if progress.status == "completed" else logging.WARNING
+        self.log.log(
+            level,
+            "%s %s: %d/%d items, %d ok, %d failed, %d skipped in %.1f s",
+            self._what(progress),
+            progress.status,
+            progress.processed,
+            progress.total,
+            progress.ok,
+            progress.failed,
+            progress.skipped,
+            progress.elapsed,
+        )
+        if self.causes:
+            causes = causes_line(self.causes.most_common())
+            self.log.warning("%s failures by cause: %s", self._what(progress), causes)

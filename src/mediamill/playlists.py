@@ -378,3 +378,15 @@ def _entry_path(target: Path, base: Path) -> str:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def parse_bpm_range(text: str) -> tuple[float, float]:
+    """``"120-130"`` -> ``(120.0, 130.0)``; a single number means that tempo +/- 2 %."""
+    low, sep, high = text.partition("-")
+    try:
+        if not sep:
+            bpm = float(low)
+            return bpm * 0.98, bpm * 1.02
+        return float(low), float(high)
+    except ValueError:
+        raise ValueError(f"expected a tempo range like 120-130, not {text!r}") from None

@@ -275,3 +275,33 @@ def test_finish_summaries_read_as_lines() -> None:
         "  Movies/Gone.strm",
         "would remove dirs: 1",
     ]
+
+
+# ---------------------------------------------------------------- dry run (point 4)
+
+
+def test_a_dry_run_changes_nothing_not_even_the_catalog(tmp_path: Path) -> None:
+    """Given a folder never seen, a dry run says what it would scan and process and leaves
+    no library, item or job behind; after a real run, it names only the new file."""
+    from mediamill.catalog.db import Catalog
+
+    root = tmp_path / "media"
+    make_library(root)
+    db = f"sqlite:///{tmp_path / 'catalog.db'}"
+    dry = mediamill("run", "probe", str(root), "--dry-run", db=db).stdout
+    assert "Dry run: nothing was changed. media (a new library): 24 files, 24 new" in dry
+    assert "Would run probe on 24 item(s)." in dry
+    catalog = Catalog.open(db)
+    try:
+        assert catalog.libraries() == []
+    finally:
+        catalog.close()
+    assert json.loads(mediamill("jobs", "list", "--json", db=db).stdout)["total"] == 0
+    mediamill("run", "probe", str(root), "-q", db=db)
+    (root / "Music" / "late.mp3").parent.mkdir(exist_ok=True)
+    (root / "Music" / "late.mp3").write_bytes((root / "Broken" / "empty.mp3").read_bytes())
+    plan = json.loads(mediamill("run", "probe", str(root), "--dry-run", "--json", db=db).stdout)
+    assert (plan["new"], plan["changed"], plan["missing"]) == (1, 0, 0)
+    assert plan["sample"] == ["Music/late.mp3"]
+    assert plan["would_process"] == 1
+    assert json.loads(mediamill("jobs", "list", "--json", db=db).stdout)["total"] == 1

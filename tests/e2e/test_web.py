@@ -218,3 +218,110 @@ def test_a_user_adds_a_library_probes_it_live_and_reads_the_failures(
     assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
     page.screenshot(path=str(tmp_path / "web-phone.png"), full_page=True)
     assert problems == [], f"console errors: {problems}"
+
+
+def _loopback_only(route: Any) -> None:
+    """Playwright route handler: anything beyond this machine fails, as on a NAS offline."""
+    host = re.sub(r"^\w+://", "", route.request.url).split("/")[0].rsplit(":", 1)[0]
+    if host in ("127.0.0.1", "localhost", "[::1]"):
+        route.continue_()
+    else:
+        route.abort("internetdisconnected")
+
+
+@pytest.mark.usefixtures("launcher")
+def test_the_api_docs_load_without_internet(server: str, browser: Any, tmp_path: Path) -> None:
+    """Given no network beyond loopback, /api/docs still shows every operation."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    outside: list[str] = []
+    page.on("requestfailed", lambda request: outside.append(request.url))
+    page.route("**/*", _loopback_only)
+    page.goto(f"{server}/api/docs")
+    expect(page.get_by_text("mediamill", exact=False).first).to_be_visible(timeout=30_000)
+    expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+    expect(
+        page.locator(".opblock-summary-path", has_text="/api/libraries/{name}/stats")
+    ).to_be_visible()
+    assert outside == [], f"the docs asked beyond loopback: {outside}"
+    page.screenshot(path=str(tmp_path / "docs.png"))
+
+
+@pytest.mark.usefixtures("launcher")
+def test_first_hour_on_the_page_at_desktop_and_phone_widths(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    """Given a music folder with a track whose name is not UTF-8, when the user starts work
+    from the library card, then the job is highlighted in view, finished jobs fold away
+    behind "N finished" after a reload, audio results read as tempo, Camelot key and
+    loudness, the odd name reads as a name, the statistics draw as SVG bars, and headings are
+    not hidden under the sticky bar; at 1280x800 and at 390x844."""
+    from playwright.sync_api import expect
+
+    from mediamill.testing.music import make_track
+
+    music = tmp_path / "music"
+    music.mkdir()
+    make_track(music / "plain.flac", bpm=124, key="A", scale="minor", seconds=6)
+    make_track(music / "odd.flac", bpm=126, key="C", scale="major", seconds=6, seed=1)
+    os.rename(os.fsencode(music / "odd.flac"), os.fsencode(music) + b"/caf\xe9 latin1.flac")
+    for width, height in ((1280, 800), (390, 844)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        problems: list[str] = []
+        page.on("pageerror", lambda exc, problems=problems: problems.append(str(exc)))
+        page.goto(f"{server}/#token={TOKEN}")
+        expect(page.locator("#live")).to_have_text("live")
+        if width == 1280:
+            page.get_by_label("Name", exact=True).fill("music")
+            page.get_by_label("Folder on the server").fill(str(music))
+            page.get_by_role("button", name="Add library").click()
+        card = page.locator("li.library", has_text="music")
+        expect(card.locator(".library-counts")).to_contain_text("2 items", timeout=30_000)
+        button = card.get_by_role("button", name="Probe" if width == 1280 else "Analyse audio")
+        expect(button).to_be_visible()
+        button.click()
+        started = page.locator("li.job.just-started")
+        expect(started).to_have_count(1)
+        expect(started).to_be_in_viewport()
+        expect(started.locator(".job-status")).to_have_text("completed", timeout=120_000)
+        expect(started).to_be_visible()  # the job just started stays in sight when it ends
+        if width == 1280:
+            page.reload()
+            expect(page.locator("#jobs-finished-count")).to_have_text("1 finished")
+            expect(page.locator("#job-done-list li.job")).to_be_hidden()
+            page.locator("#jobs-finished-count").click()
+            expect(page.locator("#job-done-list li.job")).to_be_visible()
+            continue
+        # the audio results, read as a DJ would
+        page.locator("#browser-processor").select_option("audio")
+        page.locator("#browser-library").select_option("music")
+        odd = page.locator("li.item", has_text="café latin1.flac")
+        expect(odd.locator(".badge.odd-name")).to_have_text("name not UTF-8")
+        expect(odd.locator(".item-meta")).to_contain_text("8B · C major", timeout=30_000)
+        plain = page.locator("li.item", has_text="plain.flac")
+        expect(plain.locator(".item-meta")).to_contain_text("8A · A minor")
+        expect(plain.locator(".item-meta")).to_contain_text(re.compile(r"12\d BPM"))
+        expect(plain.locator(".item-meta")).to_contain_text("LUFS")
+        # the heading a button jumps to is below the sticky bar, not under it
+        card.get_by_role("button", name="Browse items").click()
+        page.wait_for_function(
+            "() => Math.abs(document.querySelector('#browser').getBoundingClientRect().top"
+            " - document.querySelector('.topbar').getBoundingClientRect().bottom) < 80"
+        )
+        bar = page.locator(".topbar").bounding_box()
+        heading = page.locator("#browser-title").bounding_box()
+        assert heading["y"] >= bar["y"] + bar["height"], "the sticky bar covers the heading"
+        # statistics as pictures
+        card.get_by_role("button", name="Statistics").click()
+        charts = page.locator("#stats figure.chart-box")
+        expect(charts.filter(has_text="Keys (Camelot)").locator("rect")).to_have_count(2)
+        expect(charts.filter(has_text="Containers")).to_contain_text("FLAC")
+        expect(page.locator("#stats-summary")).to_contain_text("2 items")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+        page.screenshot(path=str(tmp_path / "stats-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.locator("#stats").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "stats-desktop.png"), full_page=True)
+        assert problems == [], problems

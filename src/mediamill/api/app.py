@@ -9,12 +9,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mediamill.api.access import AccessLog
 from mediamill.api.deps import (
     CatalogDep,
     ReadAuth,
@@ -22,13 +23,15 @@ from mediamill.api.deps import (
     is_loopback,
     load_or_create_token,
 )
+from mediamill.api.docs import add_docs, reject_unknown_query
 from mediamill.api.events import EventBroker, stream
 from mediamill.api.metrics import Metrics
-from mediamill.api.routes import items, jobs, libraries, playlists
+from mediamill.api.routes import items, jobs, libraries, playlists, stats
 from mediamill.api.schemas import Health
 from mediamill.catalog.db import Catalog
 from mediamill.engine.coordinator import Coordinator
 from mediamill.jobs import manager
+from mediamill.logs import JobLog
 from mediamill.settings import Settings
 
 WEB = Path(__file__).parent / "web"
@@ -51,7 +54,7 @@ def create_app(
         app.state.broker = broker
         coord = None
         if coordinator:
-            coord = Coordinator(catalog, settings, hooks=lambda: [metrics.hook()])
+            coord = Coordinator(catalog, settings, hooks=lambda: [metrics.hook(), JobLog()])
             coord.start()
         app.state.coordinator = coord
         try:
@@ -66,10 +69,13 @@ def create_app(
         version=version("mediamill"),
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from local assets: a NAS often has no internet
         redoc_url=None,
         max_body_size=MAX_BODY_BYTES,
+        dependencies=[Depends(reject_unknown_query)],
     )
+    app.add_middleware(AccessLog)
+    add_docs(app)
     app.state.catalog = catalog
     app.state.settings = settings
     app.state.token = token
@@ -81,12 +87,18 @@ def create_app(
         errors = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
         ]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # as the schema documents: a body that is not JSON is a 400, not a 422
+            return JSONResponse(
+                {"detail": "the body is not valid JSON", "errors": errors}, status_code=400
+            )
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     app.include_router(libraries.router)
     app.include_router(jobs.router)
     app.include_router(items.router)
     app.include_router(playlists.router)
+    app.include_router(stats.router)
 
     @app.get("/api/health", response_model=Health, tags=["meta"])
     def health() -> dict[str, Any]:

@@ -194,3 +194,25 @@ class UndoOut(BaseModel):
     dry_run: bool
     undone: int
     changes: list[UndoneOut]
+class Count(BaseModel):
+    name: str
+    count: int
+
+
+class LibraryStats(BaseModel):
+    """Figures of one library; every list is ``[{name, count}]``, the biggest first (bit rates
+    and tempo in their own order)."""
+
+    library: str
+    items: int
+    size: int = Field(description="Bytes of the present items")
+    duration: float = Field(description="Seconds of probed media")
+    kinds: list[Count]
+    results: dict[str, dict[str, int]] = Field(description="processor -> status -> items")
+    containers: list[Count]
+    codecs: dict[str, list[Count]] = Field(description="stream type -> codecs")
+    resolutions: list[Count]
+    bit_rates: list[Count]
+    tempo: list[Count] = Field(description="10-BPM bands of analysed music")
+    keys: list[Count] = Field(description="'8A A minor' (Camelot, key, scale)")
+    failures: dict[str, list[Count]] = Field(description="processor -> causes")

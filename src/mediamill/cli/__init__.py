@@ -51,13 +51,14 @@ def _root(
 
 
 def _register() -> None:
-    from mediamill.cli import comic, config, data, jobs, run
+    from mediamill.cli import comic, config, data, jobs, run, stats
 
     run.register(app)
     data.register(app)
     jobs.register(app)
     config.register(app)
     comic.register(app)
+    stats.register(app)
     for optional in ("playlist", "serve", "watch"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])

@@ -23,7 +23,7 @@ class Format(StrEnum):
     JSON = "json"
 
 
-def _library_for(catalog: Any, target: str) -> Any:
+def library_for(catalog: Any, target: str) -> Any:
     library = (
         catalog.library_by_root(target)
         if "://" in target or os.path.isdir(target)
@@ -56,7 +56,7 @@ def export(
     except registry.UnknownProcessor as exc:
         raise fail(str(exc)) from exc
     catalog = open_catalog(load(db=db).db_url())
-    library = _library_for(catalog, target)
+    library = library_for(catalog, target)
     rows = catalog.iter_export(library.id, processor, kinds=kinds, status=status)
     undecodable = catalog.undecodable_paths(library.id)
     out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout

@@ -29,14 +29,10 @@ def register(app: typer.Typer) -> None:
 
 def parse_bpm_range(text: str) -> tuple[float, float]:
     """``"120-130"`` -> ``(120.0, 130.0)``; a single number means that tempo +/- 2 %."""
-    low, sep, high = text.partition("-")
     try:
-        if not sep:
-            bpm = float(low)
-            return bpm * 0.98, bpm * 1.02
-        return float(low), float(high)
-    except ValueError:
-        raise typer.BadParameter(f"expected a tempo range like 120-130, not {text!r}") from None
+        return playlists.parse_bpm_range(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def playlist(

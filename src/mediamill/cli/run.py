@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from mediamill.cli.common import (
     open_catalog,
 )
 from mediamill.jobs.status import JobStatus
+from mediamill.logs import JobLog
 from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, load, private_data_dir
 from mediamill.stats import causes_line
 
@@ -127,6 +129,9 @@ def run(
     }
     options = {k: v for k, v in options.items() if v is not None}
     say = err_console if as_json else console  # with --json, stdout is the JSON alone
+    if dry_run and not ops.is_source(target) and os.path.isdir(target):
+        _dry_run(catalog, target, processor, force, failed_only, limit, as_json)
+        return
     try:
         ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
         library = ops.resolve_library(catalog, target, source_options=options)
@@ -169,7 +174,7 @@ def run(
             catalog,
             job_id,
             settings=settings,
-            hooks=[hook],
+            hooks=[hook, JobLog(library.name)],
             should_stop=lambda: "pause" if interrupted["n"] else None,
             secrets=ops.job_secrets(processor, options),
         )
@@ -188,6 +193,42 @@ def run(
         err_console.print("Interrupted: what was done is kept; run the same command to resume.")
         raise typer.Exit(130)
     raise typer.Exit(1)
+
+
+def _dry_run(
+    catalog: Any,
+    folder: str,
+    processor: str,
+    force: bool,
+    failed_only: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Say what a run would do without writing anything, the catalog included."""
+    from mediamill.dryrun import plan_folder
+
+    try:
+        with err_console.status(f"Reading {folder} …"):
+            plan = plan_folder(
+                catalog, folder, processor, force=force, failed_only=failed_only, limit=limit
+            )
+    except Exception as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(plan.as_dict()))
+        return
+    where = "a new library" if plan.new_library else "the catalog"
+    console.print(
+        Text(
+            f"Dry run: nothing was changed. {plan.library} ({where}): {plan.found} files, "
+            f"{plan.new} new, {plan.changed} changed, {plan.missing} missing. "
+            f"Would run {processor} on {plan.would_process} item(s)."
+        )
+    )
+    for path in plan.sample[:20]:
+        console.print(Text(f"  {path}"))
+    if plan.would_process > 20:
+        console.print(Text(f"  … and {plan.would_process - 20} more"))
 
 
 def _scan_progress(spinner: Status, doing: str) -> Callable[[ScanReport], None]:

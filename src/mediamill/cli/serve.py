@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
+from mediamill import logs
 from mediamill.cli.common import DbOption, add_command, console, err_console
+
+
+def _reachable(host: str) -> str:
+    """The address a browser on this machine opens for a server listening on ``host``."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - naming it, not binding it
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def serve(
@@ -28,15 +40,17 @@ def serve(
     from mediamill.settings import data_dir, load
 
     settings = load(db=db, host=host, port=port)
+    # a server says what it does: requests and jobs on stderr (and in the log file)
+    logs.setup(min(logs.stderr_level(), logging.INFO), settings)
     token, created = load_or_create_token(settings)
+    app = create_app(settings, coordinator=not no_coordinator)
+    page = f"http://{_reachable(settings.host)}:{settings.port}/"
+    console.print(f"mediamill on {page}  (catalog: {app.state.catalog.url})")
     if created:
         err_console.print(
-            f"New API token (kept in {data_dir() / 'api-token'}, mode 0600):\n  {token}"
+            f"New API token (kept in {data_dir() / 'api-token'}, mode 0600). "
+            f"Open the page once with it:\n  {page}#token={token}"
         )
-    app = create_app(settings, coordinator=not no_coordinator)
-    console.print(
-        f"mediamill on http://{settings.host}:{settings.port}/  (catalog: {app.state.catalog.url})"
-    )
     uvicorn.run(
         app,
         host=settings.host,

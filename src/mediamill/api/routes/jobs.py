@@ -160,12 +160,19 @@ def job_items(
     return {"items": items, "total": total}
 
 
+#: what a running job is doing once asked to stop, until its items in progress finish
+ENDING = {"cancel": "cancelling", "pause": "pausing"}
+
+
 def _act(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
     _job_or_404(catalog, job_id)
     try:
-        return manager.request(catalog, job_id, action)
+        job = manager.request(catalog, job_id, action)
     except manager.InvalidRequest as exc:
         raise HTTPException(409, detail=str(exc)) from exc
+    if job["status"] == "running" and job["requested"] == action and action in ENDING:
+        job["status"] = ENDING[action]  # it stops after the items in progress
+    return job
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, dependencies=[WriteAuth])

@@ -59,6 +59,10 @@ def add_library(body: LibraryIn, catalog: CatalogDep, settings: SettingsDep) -> 
         lib = ops.resolve_library(catalog, body.path, name=body.name)
     except (ops.TargetError, ScanError, ValueError) as exc:
         raise HTTPException(422, detail=str(exc)) from exc
+    if body.name and lib.name != body.name:
+        raise HTTPException(
+            409, detail=f"{body.path} is already the library {lib.name!r}; it keeps that name"
+        )
     return _out(catalog, lib)
 
 

@@ -14,6 +14,7 @@ from mediamill.api.routes.libraries import library_or_404
 from mediamill.api.schemas import ERRORS
 from mediamill.core import Status
 from mediamill.names import shown_path
+from mediamill.playlists import parse_bpm_range
 
 router = APIRouter(prefix="/api", tags=["playlists"], responses=ERRORS)
 
@@ -32,6 +33,9 @@ router = APIRouter(prefix="/api", tags=["playlists"], responses=ERRORS)
 def playlist(
     catalog: CatalogDep,
     library: Annotated[str, Query(min_length=1, max_length=255)],
+    bpm: Annotated[
+        str | None, Query(max_length=20, description="Tempo range as the CLI takes it: 120-130")
+    ] = None,
     bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
     bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
     half_double: bool = False,
@@ -43,6 +47,13 @@ def playlist(
 ) -> Any:
     """Tracks by rule: tempo range, Camelot key order or energy ramp, similar to a track."""
     lib = library_or_404(catalog, library)
+    if bpm is not None:
+        if bpm_min is not None or bpm_max is not None:
+            raise HTTPException(422, detail="give bpm, or bpm_min and bpm_max, not both")
+        try:
+            bpm_min, bpm_max = parse_bpm_range(bpm)
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
     if (bpm_min is None) != (bpm_max is None):
         raise HTTPException(422, detail="give both bpm_min and bpm_max, or neither")
     if bpm_min is not None and bpm_max is not None and bpm_min > bpm_max:

@@ -352,6 +352,7 @@ function forgetJob(jobId) {
   state.jobs.get(jobId)?.el.remove();
   state.jobs.delete(jobId);
   updateJobsEmpty();
+  updateFinishedCount();
 }
 
 function isStale(known, incoming) {
@@ -366,14 +367,33 @@ function upsertJob(job, { append = false } = {}) {
   if (!entry) {
     entry = { job, el: makeJobRow(job), failures: { offset: 0, total: 0, open: false } };
     state.jobs.set(job.job_id, entry);
-    const list = $("job-list");
-    if (append) list.append(entry.el);
-    else list.prepend(entry.el);
+    placeJob(entry, { append });
   }
   const wasFinished = FINISHED.has(entry.job.status);
   entry.job = job;
   drawJob(entry);
-  if (!wasFinished && FINISHED.has(job.status)) onJobFinished(entry);
+  if (!wasFinished && FINISHED.has(job.status)) {
+    placeJob(entry);
+    onJobFinished(entry);
+  }
+}
+
+// Jobs at work stay in sight; finished ones fold away behind "N finished", except the one
+// the user just started, which stays where they watch it until they start another.
+function placeJob(entry, { append = false } = {}) {
+  const finished = FINISHED.has(entry.job.status) && !entry.el.classList.contains("just-started");
+  const list = finished ? $("job-done-list") : $("job-list");
+  if (entry.el.parentElement !== list || append) {
+    if (append) list.append(entry.el);
+    else list.prepend(entry.el);
+  }
+  updateFinishedCount();
+}
+
+function updateFinishedCount() {
+  const n = $("job-done-list").children.length;
+  $("jobs-finished").hidden = n === 0;
+  $("jobs-finished-count").textContent = `${formatCount(n)} finished`;
 }
 
 function makeJobRow(job) {
@@ -461,8 +481,7 @@ async function loadJobs() {
       upsertJob(job, { append: true });
     }
     // reorder to the server's order and drop jobs deleted elsewhere
-    const list = $("job-list");
-    for (const job of data.jobs) list.append(state.jobs.get(job.job_id).el);
+    for (const job of data.jobs) placeJob(state.jobs.get(job.job_id), { append: true });
     for (const [id, entry] of state.jobs) {
       if (!seen.has(id) && FINISHED.has(entry.job.status)) {
         entry.el.remove();
@@ -471,6 +490,7 @@ async function loadJobs() {
     }
     $("jobs-total").textContent = data.total > data.jobs.length ? `(latest ${data.jobs.length} of ${formatCount(data.total)})` : "";
     updateJobsEmpty();
+    updateFinishedCount();
   } catch (error) {
     reportError(error);
   }
@@ -603,22 +623,68 @@ function makeLibraryRow(lib) {
     el("strong", { class: "library-name" }),
     el("span", { class: "badge library-kind" }),
   );
-  const scan = el("button", { type: "button", class: "library-scan", text: "Scan" });
+  const scan = el("button", { type: "button", class: "secondary library-scan", text: "Scan" });
   const browse = el("button", { type: "button", class: "secondary library-browse", text: "Browse items" });
+  const stats = el("button", { type: "button", class: "secondary library-stats", text: "Statistics" });
   scan.addEventListener("click", () => scanLibrary(row.dataset.name, row));
   browse.addEventListener("click", () => {
     $("browser-library").value = row.dataset.name;
     onBrowserChange();
     $("browser").scrollIntoView({ behavior: "smooth", block: "start" });
   });
+  stats.addEventListener("click", () => showStats(row.dataset.name));
+  const start = el("div", { class: "card-actions library-start" });
   row.append(
     head,
     el("code", { class: "library-root" }),
     el("p", { class: "library-counts muted" }),
     el("p", { class: "library-report", role: "status" }),
-    el("div", { class: "card-actions" }, scan, browse),
+    start,
+    el("div", { class: "card-actions" }, scan, browse, stats),
   );
   return row;
+}
+
+// the work a library's own buttons start: what suits its kind, among the server's processors
+const CARD_JOBS = {
+  folder: [["probe", "Probe"], ["audio", "Analyse audio"]],
+  source: [["strm", "Export .strm"]],
+};
+
+function drawStartButtons(row, lib) {
+  const box = row.querySelector(".library-start");
+  const wanted = (CARD_JOBS[lib.kind || "folder"] ?? []).filter(([p]) => state.processors.includes(p));
+  if (box.dataset.drawn === wanted.map(([p]) => p).join(",")) return;
+  box.dataset.drawn = wanted.map(([p]) => p).join(",");
+  box.replaceChildren(
+    ...wanted.map(([processor, label]) => {
+      const button = el("button", { type: "button", text: label, "data-processor": processor });
+      button.addEventListener("click", () => startFromCard(row, processor, button));
+      return button;
+    }),
+  );
+}
+
+async function startFromCard(row, processor, button) {
+  const report = row.querySelector(".library-report");
+  const body = { processor, library: row.dataset.name };
+  if (processor === "strm") {
+    const output = window.prompt("Folder on the server to write the .strm files to");
+    if (!output) return;
+    body.options = { output };
+  }
+  button.disabled = true;
+  setMessage(report, `Starting ${processor}…`);
+  try {
+    const job = await launchJob(body);
+    setMessage(report, `Started ${processor}: see it under Jobs.`, "ok");
+    return job;
+  } catch (error) {
+    reportError(error, report);
+    return null;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function drawLibrary(row, lib) {
@@ -634,6 +700,7 @@ function drawLibrary(row, lib) {
   parts.push(counts.length ? `${formatCount(total)} items: ${counts.join(" · ")}` : "no items");
   parts.push(lib.scanned_at ? `scanned ${formatTime(lib.scanned_at)}` : "never scanned");
   row.querySelector(".library-counts").textContent = parts.join(" — ");
+  drawStartButtons(row, lib);
 }
 
 async function scanLibrary(name, row) {
@@ -695,6 +762,97 @@ async function addLibrary(event) {
   }
 }
 
+// ---------------------------------------------------------------- statistics (inline SVG)
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, text = "") {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  if (text) node.textContent = text;
+  return node;
+}
+
+// one horizontal bar per row ({name, count}), longest = full width; labels are data: text only
+function barChart(title, rows, { limit = 12 } = {}) {
+  const shown = rows.slice(0, limit);
+  const rest = rows.slice(limit).reduce((sum, r) => sum + r.count, 0);
+  if (rest) shown.push({ name: `${rows.length - limit} more`, count: rest });
+  const total = rows.reduce((sum, r) => sum + r.count, 0) || 1;
+  const max = Math.max(...shown.map((r) => r.count), 1);
+  const rowHeight = 22;
+  const width = 360;
+  const labelWidth = 130;
+  const barWidth = width - labelWidth - 80;
+  const chart = svg("svg", {
+    viewBox: `0 0 ${width} ${shown.length * rowHeight + 4}`,
+    role: "img",
+    class: "chart",
+    "aria-label": `${title}: ${shown.map((r) => `${r.name} ${r.count}`).join(", ")}`,
+  });
+  shown.forEach((row, i) => {
+    const y = i * rowHeight + 2;
+    const label = row.name.length > 20 ? `${row.name.slice(0, 19)}…` : row.name;
+    chart.append(
+      svg("text", { x: labelWidth - 6, y: y + 15, "text-anchor": "end", class: "chart-label" }, label),
+      svg("rect", {
+        x: labelWidth,
+        y: y + 3,
+        width: Math.max(1, (row.count / max) * barWidth),
+        height: rowHeight - 7,
+        rx: 3,
+        class: "chart-bar",
+      }),
+      svg("text", {
+        x: labelWidth + Math.max(1, (row.count / max) * barWidth) + 5,
+        y: y + 15,
+        class: "chart-value",
+      }, `${formatCount(row.count)} · ${Math.round((row.count / total) * 100)}%`),
+    );
+    chart.lastChild.previousSibling.append(svg("title", {}, `${row.name}: ${formatCount(row.count)}`));
+  });
+  return el("figure", { class: "chart-box" }, el("figcaption", { text: title }), chart);
+}
+
+async function showStats(name) {
+  const panel = $("stats");
+  panel.hidden = false;
+  $("stats-title").textContent = `Statistics: ${name}`;
+  const body = $("stats-body");
+  const summary = $("stats-summary");
+  setMessage(summary, "Counting…");
+  body.replaceChildren();
+  panel.scrollIntoView({ behavior: "smooth", block: "start" });
+  try {
+    const data = await api("GET", `/api/libraries/${encodeURIComponent(name)}/stats`);
+    drawStats(data);
+  } catch (error) {
+    reportError(error, summary);
+  }
+}
+
+function drawStats(data) {
+  const probed = data.results?.probe ?? {};
+  const parts = [
+    `${formatCount(data.items)} items`,
+    formatSize(data.size),
+    data.duration ? `${formatSpan(data.duration)} of media` : null,
+    probed.ok !== undefined ? `${formatCount(probed.ok)} probed` : "not probed yet",
+  ];
+  setMessage($("stats-summary"), parts.filter(Boolean).join(" · "));
+  const charts = [
+    ["Kinds", data.kinds],
+    ["Containers", data.containers],
+    ...Object.entries(data.codecs || {}).map(([kind, rows]) => [`${kind} codecs`, rows]),
+    ["Video resolutions", data.resolutions],
+    ["Bit rates", data.bit_rates],
+    ["Tempo (BPM)", data.tempo],
+    ["Keys (Camelot)", data.keys],
+    ...Object.entries(data.failures || {}).map(([processor, rows]) => [`${processor} failures by cause`, rows]),
+  ].filter(([, rows]) => Array.isArray(rows) && rows.length);
+  $("stats-body").replaceChildren(...charts.map(([title, rows]) => barChart(title, rows)));
+}
+
 // ---------------------------------------------------------------- starting jobs
 
 function jobOptions() {
@@ -733,12 +891,8 @@ async function startJob(kind) {
   for (const b of buttons) b.disabled = true;
   setMessage(msg, "Starting…");
   try {
-    const job = await api("POST", "/api/jobs", body);
+    await launchJob(body);
     setMessage(msg, `Started ${processor} on ${what} of “${body.library}”.`, "ok");
-    if (job?.job_id) {
-      upsertJob(job);
-      updateJobsEmpty();
-    }
     if (kind === "selected") clearSelection();
   } catch (error) {
     reportError(error, msg);
@@ -748,6 +902,26 @@ async function startJob(kind) {
   }
 }
 
+// start a job, show it at once and bring it into view, marked as the one just started
+async function launchJob(body) {
+  const job = await api("POST", "/api/jobs", body);
+  if (job?.job_id) {
+    upsertJob(job);
+    updateJobsEmpty();
+    const row = state.jobs.get(job.job_id)?.el;
+    if (row) {
+      for (const old of document.querySelectorAll(".job.just-started")) {
+        old.classList.remove("just-started");
+        const before = [...state.jobs.values()].find((e) => e.el === old);
+        if (before) placeJob(before);
+      }
+      row.classList.add("just-started");
+      row.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    }
+  }
+  return job;
+}
+
 async function loadProcessors() {
   try {
     const data = await api("GET", "/api/processors");
@@ -755,6 +929,7 @@ async function loadProcessors() {
     fillSelect($("job-processor"), state.processors, "probe");
     fillSelect($("browser-processor"), state.processors, "probe");
     state.browser.processor = $("browser-processor").value;
+    if (state.libraries.length) drawLibraries();
   } catch (error) {
     reportError(error);
   }
@@ -837,7 +1012,9 @@ function itemRow(item) {
   );
   const row = el("li", { class: "item" }, head, facts);
   if (item.kind === "comic") row.append(comicCover(state.browser.library, item.path));
-  for (const line of describeData(item.data)) row.append(el("p", { class: `item-${line.kind}`, text: line.text }));
+  for (const line of describeData(item.data, state.browser.processor)) {
+    row.append(line instanceof Node ? line : el("p", { class: `item-${line.kind}`, text: line.text }));
+  }
   if (item.error) row.append(el("p", { class: "item-error", text: item.error }));
   return row;
 }
@@ -895,43 +1072,106 @@ function camera(make, model) {
   return [make, model].filter(Boolean).join(" ");
 }
 
-function describeData(data) {
-  // probe results read as media facts; any other processor's result as its plain fields
-  if (!data || typeof data !== "object") return [];
-  if ("comicinfo" in data && "pages" in data) return describeComic(data);
+// FFmpeg's container names as people say them (the same table as mediamill/stats.py)
+const CONTAINERS = {
+  "mov,mp4,m4a,3gp,3g2,mj2": "MP4",
+  "matroska,webm": "Matroska",
+  mp3: "MP3",
+  flac: "FLAC",
+  ogg: "Ogg",
+  wav: "WAV",
+  aiff: "AIFF",
+  asf: "WMA/WMV",
+  avi: "AVI",
+  mpegts: "MPEG-TS",
+  mpeg: "MPEG-PS",
+  aac: "AAC",
+  flv: "FLV",
+};
+
+function containerName(name) {
+  if (!name) return "";
+  return CONTAINERS[name] ?? name.split(",")[0].toUpperCase();
+}
+
+const PITCHES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+
+// the Camelot code of a key: C major is 8B, A minor 8A (as mediamill/playlists.py)
+function camelot(key, scale) {
+  let pc = PITCHES.indexOf(key);
+  if (pc < 0 || (scale !== "major" && scale !== "minor")) return "";
+  const letter = scale === "major" ? "B" : "A";
+  if (scale === "minor") pc = (pc + 3) % 12;
+  return `${((8 + 7 * pc - 1) % 12) + 1}${letter}`;
+}
+
+function describeProbe(data) {
   const lines = [];
-  if ("streams" in data || "container" in data || "image" in data) {
-    const head = [];
-    if (data.container) head.push(data.container);
-    if (data.duration) head.push(formatDuration(data.duration));
-    if (data.bit_rate) head.push(`${Math.round(data.bit_rate / 1000)} kb/s`);
-    if (head.length) lines.push({ kind: "meta", text: head.join(" · ") });
-    if (Array.isArray(data.streams) && data.streams.length) {
-      lines.push({ kind: "streams", text: data.streams.map(describeStream).join(" · ") });
-    }
-    const tags = data.tags || {};
-    const tagText = ["artist", "album", "title"]
-      .filter((k) => tags[k])
-      .map((k) => `${k}: ${tags[k]}`);
-    if (tagText.length) lines.push({ kind: "tags", text: tagText.join(" · ") });
-    const img = data.image;
-    if (img) {
-      // the size as shown (orientation applied), where the probe gives it
-      const [w, h] = [img.display_width || img.width, img.display_height || img.height];
-      const bits = [img.format, w && h ? `${w}x${h}` : null,
-        camera(img.make, img.model), img.lens,
-        img.iso ? `ISO ${img.iso}` : null, img.taken_at,
-        img.gps ? `GPS ${img.gps.lat.toFixed(4)}, ${img.gps.lon.toFixed(4)}` : null];
-      lines.push({ kind: "meta", text: bits.filter(Boolean).join(" · ") });
-    }
-    return lines;
+  const head = [];
+  if (data.container) head.push(containerName(data.container));
+  if (data.duration) head.push(formatDuration(data.duration));
+  if (data.bit_rate) head.push(`${Math.round(data.bit_rate / 1000)} kb/s`);
+  if (head.length) lines.push({ kind: "meta", text: head.join(" · ") });
+  if (Array.isArray(data.streams) && data.streams.length) {
+    lines.push({ kind: "streams", text: data.streams.map(describeStream).join(" · ") });
   }
+  const tags = data.tags || {};
+  const tagText = ["artist", "album", "title"].filter((k) => tags[k]).map((k) => `${k}: ${tags[k]}`);
+  if (tagText.length) lines.push({ kind: "tags", text: tagText.join(" · ") });
+  const img = data.image;
+  if (img) {
+    // the size as shown (orientation applied), where the probe gives it
+    const [w, h] = [img.display_width || img.width, img.display_height || img.height];
+    const bits = [img.format, w && h ? `${w}x${h}` : null,
+      camera(img.make, img.model), img.lens,
+      img.iso ? `ISO ${img.iso}` : null, img.taken_at,
+      img.gps ? `GPS ${img.gps.lat.toFixed(4)}, ${img.gps.lon.toFixed(4)}` : null];
+    lines.push({ kind: "meta", text: bits.filter(Boolean).join(" · ") });
+  }
+  return lines;
+}
+
+function describeAudio(data) {
+  const music = [];
+  if (Number.isFinite(data.bpm)) music.push(`${Math.round(data.bpm)} BPM`);
+  if (data.key && data.scale) {
+    const code = camelot(data.key, data.scale);
+    music.push(`key ${code ? `${code} · ` : ""}${data.key} ${data.scale}`);
+  }
+  if (Number.isFinite(data.loudness)) music.push(`${data.loudness.toFixed(1)} LUFS`);
+  if (Number.isFinite(data.duration)) music.push(formatDuration(data.duration));
+  const feel = [];
+  if (Number.isFinite(data.energy)) feel.push(`energy ${data.energy.toFixed(2)}`);
+  if (Number.isFinite(data.danceability)) feel.push(`danceability ${data.danceability.toFixed(2)}`);
+  if (Number.isFinite(data.loudness_range)) feel.push(`range ${data.loudness_range.toFixed(1)} LU`);
+  const lines = [];
+  if (music.length) lines.push({ kind: "meta", text: music.join(" · ") });
+  if (feel.length) lines.push({ kind: "tags", text: feel.join(" · ") });
+  return lines;
+}
+
+function describeFields(data) {
   const fields = Object.entries(data)
     .filter(([, v]) => v !== null && ["string", "number", "boolean"].includes(typeof v))
     .slice(0, 8)
     .map(([k, v]) => `${k}: ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : v}`);
-  if (fields.length) lines.push({ kind: "meta", text: fields.join(" · ") });
-  return lines;
+  return fields.length ? [{ kind: "meta", text: fields.join(" · ") }] : [];
+}
+
+// How each processor's result reads in the item browser. A view returns lines
+// ({kind, text}, drawn as text) or DOM nodes (a cover image, say); add one per processor.
+const RESULT_VIEWS = {
+  probe: describeProbe,
+  audio: describeAudio,
+  comic: describeComic,
+};
+
+function describeData(data, processor) {
+  if (!data || typeof data !== "object") return [];
+  const view = RESULT_VIEWS[processor]
+    ?? ("comicinfo" in data && "pages" in data ? describeComic : null)
+    ?? (("streams" in data || "container" in data || "image" in data) ? describeProbe : describeFields);
+  return view(data);
 }
 
 function toggleSelected(path, on) {
@@ -1015,6 +1255,7 @@ function init() {
     syncPageCheckbox();
   });
   $("browser-clear").addEventListener("click", clearSelection);
+  $("stats-close").addEventListener("click", () => { $("stats").hidden = true; });
   updateSelectionUi();
   connectEvents();
   loadAll();
