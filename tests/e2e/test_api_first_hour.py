@@ -148,6 +148,7 @@ def test_serve_logs_requests_and_jobs_and_prints_the_page_url_once(
         "MEDIAMILL_DB": f"sqlite:///{tmp_path / 'c.db'}",
         "MEDIAMILL_HOME": str(home),
         "MEDIAMILL_ALLOWED_ROOTS": str(tmp_path),
+        "MEDIAMILL_ALLOWED_PROCESSOR_MODULES": "tests.helpers",
         "PYTHONPATH": str(ROOT),
     }
     out = tmp_path / "serve.out"
@@ -177,7 +178,9 @@ def test_serve_logs_requests_and_jobs_and_prints_the_page_url_once(
         assert f"{base}/#token={token}" in out.read_text()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
             _add(client, files)
-            job = client.post("/api/jobs", json={"processor": ECHO, "library": "lib"}).json()
+            answer = client.post("/api/jobs", json={"processor": ECHO, "library": "lib"})
+            assert answer.status_code == 201, answer.text
+            job = answer.json()
             client.get("/api/events", params={"access_token": token}, timeout=0.5)
             deadline = time.monotonic() + 60
             while client.get(f"/api/jobs/{job['job_id']}").json()["status"] != "completed":

@@ -436,6 +436,19 @@ function drawJob(entry) {
   q(".job-eta").textContent = running && job.eta_seconds !== null && job.eta_seconds !== undefined
     ? `ETA ${formatSpan(job.eta_seconds)}` : "";
   q(".job-when").textContent = jobWhen(job);
+  // a dry run did nothing: say what it would do, never show it as work done
+  const dry = job.summary?.dry_run === true;
+  row.dataset.dryRun = dry ? "yes" : "no";
+  if (dry && FINISHED.has(job.status)) {
+    const would = job.summary.would_process;
+    const actions = Object.entries(job.summary.actions || {}).map(([a, n]) => `${formatCount(n)} ${a}`);
+    badge.textContent = "dry run";
+    q(".job-count").textContent = would !== undefined
+      ? `would process ${formatCount(would)} item${would === 1 ? "" : "s"}`
+      : `would do: ${actions.join(", ") || "nothing"}`;
+    q(".job-pct").textContent = "";
+    for (const sel of [".job-ok", ".job-failed", ".job-skipped"]) q(sel).textContent = "";
+  }
   const error = q(".job-error");
   const note = job.requested && !FINISHED.has(job.status) ? `${job.requested} requested…` : "";
   error.textContent = job.error || note;
