@@ -194,6 +194,8 @@ class UndoOut(BaseModel):
     dry_run: bool
     undone: int
     changes: list[UndoneOut]
+
+
 class Count(BaseModel):
     name: str
     count: int
