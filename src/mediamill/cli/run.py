@@ -129,7 +129,9 @@ def run(
     }
     options = {k: v for k, v in options.items() if v is not None}
     say = err_console if as_json else console  # with --json, stdout is the JSON alone
-    if dry_run and not ops.is_source(target) and os.path.isdir(target):
+    # a processor that describes its own changes (strm, comic) plans them in its dry run
+    lists_only = not registry.get(processor).dry_run_processes
+    if dry_run and lists_only and not ops.is_source(target) and os.path.isdir(target):
         _dry_run(catalog, target, processor, force, failed_only, limit, as_json)
         return
     try:
