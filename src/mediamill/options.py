@@ -56,13 +56,3 @@ ENGINE_OPTIONS: tuple[EngineOption, ...] = (
     ),
 )
 ENGINE_OPTION_NAMES: frozenset[str] = frozenset(option.name for option in ENGINE_OPTIONS)
-
-
-def engine_part(options: dict[str, object]) -> dict[str, object]:
-    """The engine options among a job's options."""
-    return {k: v for k, v in options.items() if k in ENGINE_OPTION_NAMES}
-
-
-def other_part(options: dict[str, object]) -> dict[str, object]:
-    """Everything but the engine options: the processor's and the source's."""
-    return {k: v for k, v in options.items() if k not in ENGINE_OPTION_NAMES}
