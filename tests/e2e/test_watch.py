@@ -9,17 +9,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from mediamill.catalog.db import Catalog, LibraryRef
+from mediamill.catalog.models import Library
 from mediamill.engine.coordinator import Coordinator
 from mediamill.jobs import manager
 from mediamill.settings import load
 from mediamill.sources.folder import library_for_folder
 from mediamill.testing.media import write_audio
+from mediamill.watch.automation import Automation, set_automation
 from mediamill.watch.watcher import Watcher, WatchSpec, WatchState
 from tests.helpers.cli import cli_env
 
@@ -281,3 +285,55 @@ def test_a_restarted_watch_misses_nothing_that_changed_while_it_was_down(
         assert first_flac["results"]["probe"]["job_id"] not in before, "rewritten: redone"
     finally:
         second.stop()
+
+
+def _queued_jobs(catalog: Catalog, lib: LibraryRef) -> list[dict[str, Any]]:
+    jobs, _ = manager.list_jobs(catalog, limit=100)
+    return [j for j in jobs if j["library_id"] == lib.id]
+
+
+def test_a_schedule_fires_a_rescan_and_the_processors(
+    library: tuple[Catalog, LibraryRef, Path],
+) -> None:
+    catalog, lib, _root = library
+    set_automation(catalog, lib.id, Automation(("probe",), watch="off", schedule="* * * * *"))
+    # the watcher's local time is set so that its next minute starts a second from now
+    real = datetime.now()
+    offset = real.replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=-1) - real
+    watcher = Watcher(catalog, wallclock=lambda: datetime.now() + offset)
+    watcher.add(WatchSpec(lib, ("probe",), events=False, schedule="* * * * *"))
+    started = time.monotonic()
+    watcher.start()
+    try:
+        [job] = wait_for(lambda: _queued_jobs(catalog, lib), what="the scheduled run's job")
+        assert time.monotonic() - started >= 0.5, "it waited for the fire time"
+        assert job["processor"] == "probe"
+        assert catalog.item_id(lib.id, "albums/first.flac") is not None, "rescanned"
+    finally:
+        watcher.stop()
+
+
+def test_a_schedule_missed_while_nothing_ran_runs_once(
+    library: tuple[Catalog, LibraryRef, Path],
+) -> None:
+    catalog, lib, _root = library
+    set_automation(catalog, lib.id, Automation(("probe",), watch="off", schedule="0 * * * *"))
+    with catalog.engine.begin() as conn:  # the last run was three fire times ago
+        conn.execute(
+            update(Library)
+            .where(Library.id == lib.id)
+            .values(scheduled_at=datetime.now(UTC) - timedelta(hours=3))
+        )
+    scanned = []
+    for _restart in range(2):
+        watcher = Watcher(catalog)
+        watcher.add(WatchSpec(lib, ("probe",), events=False, schedule="0 * * * *"))
+        watcher.start()
+        wait_for(lambda w=watcher: w.states()[0].state == "watching", what="started")
+        watcher.stop()
+        library_now = catalog.library(lib.id)
+        assert library_now is not None
+        scanned.append(library_now.scanned_at)
+    assert scanned[0] is not None, "the missed run scanned the library"
+    assert scanned[1] == scanned[0], "one run for the three missed, none after the restart"
+    assert len(_queued_jobs(catalog, lib)) == 1

@@ -53,13 +53,20 @@ def create_app(
         broker.start()
         app.state.broker = broker
         coord = None
+        watching = None
         if coordinator:
+            from mediamill.watch.service import WatchService
+
             coord = Coordinator(catalog, settings, hooks=lambda: [metrics.hook(), JobLog()])
             coord.start()
+            watching = WatchService(catalog, settings)  # libraries with automation
+            watching.start()
         app.state.coordinator = coord
         try:
             yield
         finally:
+            if watching is not None:
+                watching.stop()
             if coord is not None:
                 coord.stop()
             await broker.stop()

@@ -42,6 +42,22 @@ class LibraryOut(BaseModel):
     kind: str
     scanned_at: str | None
     counts: dict[str, int]
+    #: what runs by itself (processors on new files, watch mode, schedule)
+    automation: dict[str, Any] | None = None
+    #: what its watcher is doing: {"state": "failed", "detail": "inotify watch limit …"}
+    watch: dict[str, Any] | None = None
+
+
+class AutomationIn(BaseModel):
+    """A library's automation; fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processors: list[str] | None = Field(default=None, description="In order, e.g. probe, comic")
+    watch: str | None = Field(default=None, description="auto | native | poll | off")
+    poll_seconds: float | None = Field(default=None, gt=0)
+    settle_seconds: float | None = Field(default=None, gt=0)
+    schedule: str | None = Field(default=None, description="cron-like, '' for none")
 
 
 class LibraryList(BaseModel):

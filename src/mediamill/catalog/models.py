@@ -64,6 +64,12 @@ class Library(Base):
     #: a source library: digest of the provider's answers its items were last synced from
     #: (``None`` while a sync is under way, or for sources that give none)
     source_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: what runs by itself (``watch/automation.py``): processors, watch mode, schedule
+    automation: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    #: what the library's watcher is doing (``WatchState.as_dict`` + owner and seen_at)
+    watch_state: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    #: when the library's schedule last started a run
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Item(Base):

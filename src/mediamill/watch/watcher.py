@@ -34,8 +34,10 @@ from mediamill.sources.folder import (
     scan_listing,
 )
 from mediamill.walk import Listing, ScanError, is_temporary, list_folder
+from mediamill.watch.automation import STATE_REFRESH, claim_scheduled_run
 from mediamill.watch.mounts import polling_reason
 from mediamill.watch.queue import queue_processors
+from mediamill.watch.schedule import Schedule
 from mediamill.watch.settle import Settler, common_folder
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SETTLE = 5.0
 DEFAULT_POLL = 60.0
 #: longest a watcher sleeps with nothing due (it also wakes for events and stop)
-MAX_SLEEP = 30.0
+MAX_SLEEP = STATE_REFRESH
 
 
 @dataclass(slots=True)
@@ -57,6 +59,12 @@ class WatchSpec:
     settle: float = DEFAULT_SETTLE
     #: how often a library is polled when native events cannot be had
     fallback_poll: float = DEFAULT_POLL
+    #: native events even where the mount type says they miss changes from elsewhere
+    native: bool = False
+    #: ``False``: not watched at all, only its schedule runs
+    events: bool = True
+    #: a cron-like schedule (``schedule.py``) of full rescans + processors
+    schedule: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,11 +72,12 @@ class WatchState:
     """What a library's watch is doing, as the API, the page and the CLI show it."""
 
     library: str
-    mode: str  # "native" | "polling"
-    state: str  # "starting" | "watching" | "failed"
+    mode: str  # "native" | "polling" | "schedule"
+    state: str  # "starting" | "watching" | "failed" | "stopped"
     detail: str = ""
     poll_seconds: float | None = None
     since: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    library_id: int = 0
 
     def line(self) -> str:
         """``watching: native events (inotify)``; ``failed: inotify watch limit 10 reached;
@@ -83,6 +92,7 @@ class WatchState:
             "detail": self.detail,
             "poll_seconds": self.poll_seconds,
             "since": self.since,
+            "library_id": self.library_id,
         }
 
 
@@ -93,11 +103,15 @@ class _Watched:
         self.spec = spec
         self.root = os.path.realpath(spec.library.root)
         self.settler = Settler(spec.settle)
-        self.state = WatchState(spec.library.name, "native", "starting", "catching up")
+        self.state = WatchState(
+            spec.library.name, "native", "starting", "catching up", library_id=spec.library.id
+        )
         self.handle: Any = None  # watchdog's ObservedWatch while native
         self.next_poll: float | None = None
         self.interval = spec.poll or spec.fallback_poll
         self.trouble: str | None = None  # set by the event threads, acted on by the loop
+        self.schedule = Schedule.parse(spec.schedule) if spec.schedule else None
+        self.next_fire: float | None = None  # when the schedule fires next (clock time)
 
     def folder_of(self, path: str, is_dir: bool) -> str | None:
         """The dirty folder (path from the root) an event at ``path`` makes, or ``None`` for
@@ -127,10 +141,12 @@ class Watcher:
         *,
         on_state: Callable[[WatchState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], datetime] = datetime.now,
     ) -> None:
         self.catalog = catalog
         self.on_state = on_state
         self.clock = clock
+        self.wallclock = wallclock  # local time, naive: what schedules are written in
         self._watched: list[_Watched] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -165,8 +181,14 @@ class Watcher:
         for watched in self._watched:
             if self._stopping.is_set():
                 return
-            self._catch_up(watched)
-            self._arm(watched)
+            if watched.spec.events:
+                self._catch_up(watched)
+                self._arm(watched)
+            else:
+                detail = f"not watched; schedule {watched.spec.schedule}"
+                self._set_state(watched, "schedule", "watching", detail)
+            self._start_schedule(watched)
+        refreshed = self.clock()
         while not self._stopping.is_set():
             now = self.clock()
             for watched in self._watched:
@@ -174,7 +196,13 @@ class Watcher:
                     self._tick(watched, now)
                 except Exception:  # one library's trouble never stops the rest
                     log.exception("watching %s failed; trying again", watched.spec.library.name)
+            if now - refreshed >= STATE_REFRESH:
+                refreshed = now
+                for watched in self._watched:
+                    self._tell(watched.state)  # still alive: the API shows it as current
             self._sleep()
+        for watched in self._watched:
+            self._set_state(watched, watched.state.mode, "stopped", "the watcher stopped")
 
     # ------------------------------------------------------------------ state
     def _set_state(self, watched: _Watched, mode: str, state: str, detail: str) -> None:
@@ -182,13 +210,18 @@ class Watcher:
         if (old.mode, old.state, old.detail) == (mode, state, detail):
             return
         poll = watched.interval if mode == "polling" else None
-        watched.state = WatchState(watched.spec.library.name, mode, state, detail, poll)
+        watched.state = WatchState(
+            watched.spec.library.name, mode, state, detail, poll, library_id=watched.spec.library.id
+        )
         (log.error if state == "failed" else log.info)(
             "%s: %s", watched.spec.library.name, watched.state.line()
         )
+        self._tell(watched.state)
+
+    def _tell(self, state: WatchState) -> None:
         if self.on_state is not None:
             try:
-                self.on_state(watched.state)
+                self.on_state(state)
             except Exception:  # showing a state never breaks watching
                 log.exception("watch state hook failed")
 
@@ -203,11 +236,45 @@ class Watcher:
         log.info("%s: caught up (%s)", watched.spec.library.name, _counts(report))
         queue_processors(self.catalog, watched.spec.library, watched.spec.processors)
 
+    def _start_schedule(self, watched: _Watched) -> None:
+        """Run a schedule's missed run once (the catch-up scan was it, when watching), and
+        set when it fires next."""
+        if watched.schedule is None:
+            return
+        fired = watched.schedule.latest(self.wallclock())
+        if fired is not None and claim_scheduled_run(
+            self.catalog, watched.spec.library.id, fired.astimezone(UTC)
+        ):
+            log.info("%s: running the schedule missed at %s", watched.spec.library.name, fired)
+            if not watched.spec.events:
+                self._catch_up(watched)
+        self._plan_fire(watched)
+
+    def _plan_fire(self, watched: _Watched) -> None:
+        assert watched.schedule is not None
+        now = self.wallclock()
+        upcoming = watched.schedule.next(now)
+        watched.next_fire = (
+            None if upcoming is None else self.clock() + (upcoming - now).total_seconds()
+        )
+
+    def _fire(self, watched: _Watched) -> None:
+        """The schedule fired: a full incremental scan and the processors, once per fire
+        time even with several processes watching the library."""
+        assert watched.schedule is not None
+        fired = watched.schedule.latest(self.wallclock())
+        self._plan_fire(watched)
+        if fired is None:
+            return
+        if claim_scheduled_run(self.catalog, watched.spec.library.id, fired.astimezone(UTC)):
+            log.info("%s: scheduled run (%s)", watched.spec.library.name, watched.schedule.text)
+            self._catch_up(watched)
+
     def _arm(self, watched: _Watched) -> None:
         if watched.spec.poll is not None:
             self._poll_from_now(watched, f"polling every {watched.interval:g} s (asked for)")
             return
-        reason = polling_reason(watched.root)
+        reason = None if watched.spec.native else polling_reason(watched.root)
         if reason is not None:
             self._poll_from_now(watched, f"polling every {watched.interval:g} s ({reason})")
             return
@@ -298,11 +365,13 @@ class Watcher:
         with self._lock:
             for watched in self._watched:
                 when = watched.settler.next_due()
-                due += [t for t in (when, watched.next_poll) if t is not None]
-        self._wake.wait(max(0.0, min(due) - now))
+                due += [t for t in (when, watched.next_poll, watched.next_fire) if t is not None]
+        self._wake.wait(max(0.0, min(min(due) - now, MAX_SLEEP)))
         self._wake.clear()
 
     def _tick(self, watched: _Watched, now: float) -> None:
+        if watched.next_fire is not None and now >= watched.next_fire:
+            self._fire(watched)
         if watched.trouble is not None:
             why, watched.trouble = watched.trouble, None
             self._fall_back(watched, why)

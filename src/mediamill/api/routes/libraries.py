@@ -10,7 +10,14 @@ from fastapi.concurrency import run_in_threadpool
 from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, SettingsDep, WriteAuth
 from mediamill.api.paths import ForbiddenPath, check_library
-from mediamill.api.schemas import ERRORS, LibraryIn, LibraryList, LibraryOut, ScanOut
+from mediamill.api.schemas import (
+    ERRORS,
+    AutomationIn,
+    LibraryIn,
+    LibraryList,
+    LibraryOut,
+    ScanOut,
+)
 from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.walk import ScanError
 
@@ -18,6 +25,8 @@ router = APIRouter(prefix="/api/libraries", tags=["libraries"], responses=ERRORS
 
 
 def _out(catalog: Catalog, lib: LibraryRef) -> dict[str, Any]:
+    from mediamill.watch import automation as auto
+
     return {
         "id": lib.id,
         "name": lib.name,
@@ -25,6 +34,8 @@ def _out(catalog: Catalog, lib: LibraryRef) -> dict[str, Any]:
         "kind": lib.kind,
         "scanned_at": lib.scanned_at.isoformat() if lib.scanned_at else None,
         "counts": catalog.library_counts(lib.id),
+        "automation": auto.automation(catalog, lib.id).as_dict(),
+        "watch": auto.watch_state(catalog, lib.id),
     }
 
 
@@ -96,3 +107,21 @@ async def scan_library(
     except Exception as exc:
         raise HTTPException(422, detail=f"scan failed: {exc}") from exc
     return {"report": report}
+
+
+@router.put("/{name}/automation", response_model=LibraryOut, dependencies=[WriteAuth])
+def set_automation(name: str, body: AutomationIn, catalog: CatalogDep) -> dict[str, Any]:
+    """Change what runs by itself for a folder library: the processors for new and changed
+    files (in order), how it is watched, its schedule. ``mediamill serve`` picks it up
+    within seconds."""
+    from mediamill.watch import automation as auto
+
+    lib = library_or_404(catalog, name)
+    if lib.kind != "folder":
+        raise HTTPException(422, detail=f"{name} is not a folder library")
+    wanted = {**auto.automation(catalog, lib.id).as_dict(), **body.model_dump(exclude_unset=True)}
+    try:
+        auto.set_automation(catalog, lib.id, auto.Automation.from_dict(wanted))
+    except ValueError as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    return _out(catalog, lib)

@@ -651,10 +651,12 @@ function makeLibraryRow(lib) {
     head,
     el("code", { class: "library-root" }),
     el("p", { class: "library-counts muted" }),
+    el("p", { class: "library-watch", role: "status" }),
     el("p", { class: "library-report", role: "status" }),
     start,
     el("div", { class: "card-actions" }, scan, browse, stats),
   );
+  if ((lib.kind || "folder") === "folder") row.append(makeAutomationForm(row));
   return row;
 }
 
@@ -700,6 +702,61 @@ async function startFromCard(row, processor, button) {
   }
 }
 
+// what runs by itself: processors for new and changed files, watch mode, schedule
+function makeAutomationForm(row) {
+  const field = (label, input) => el("label", {}, `${label} `, input);
+  const form = el(
+    "form",
+    { class: "library-automation" },
+    field("Processors (in order)", el("input", { name: "processors", placeholder: "probe,audio" })),
+    field(
+      "Watch",
+      el("select", { name: "watch" }, ...["auto", "native", "poll", "off"].map((v) => el("option", { value: v, text: v }))),
+    ),
+    field("Poll every (s)", el("input", { name: "poll_seconds", type: "number", min: "1", step: "any" })),
+    field("Schedule (cron)", el("input", { name: "schedule", placeholder: "0 3 * * *" })),
+    el("button", { type: "submit", text: "Save" }),
+    el("p", { class: "automation-msg", role: "status" }),
+  );
+  form.addEventListener("submit", (event) => saveAutomation(event, row, form));
+  return el("details", {}, el("summary", { text: "Automation" }), form);
+}
+
+async function saveAutomation(event, row, form) {
+  event.preventDefault();
+  const msg = form.querySelector(".automation-msg");
+  const value = (name) => form.elements[name].value.trim();
+  const body = {
+    processors: value("processors").split(",").map((p) => p.trim()).filter(Boolean),
+    watch: value("watch"),
+    schedule: value("schedule"),
+  };
+  if (value("poll_seconds")) body.poll_seconds = Number(value("poll_seconds"));
+  try {
+    await api("PUT", `/api/libraries/${encodeURIComponent(row.dataset.name)}/automation`, body);
+    setMessage(msg, "Saved: the server picks it up within seconds.", "ok");
+    await loadLibraries();
+  } catch (error) {
+    reportError(error, msg);
+  }
+}
+
+function drawAutomation(row, lib) {
+  const watch = row.querySelector(".library-watch");
+  const w = lib.watch;
+  const auto = lib.automation || {};
+  const runs = (auto.processors || []).join(" → ");
+  const text = w ? `Watch ${w.state}: ${w.detail}` : runs ? "Not watched yet" : "";
+  setMessage(watch, [text, runs && `runs ${runs}`, auto.schedule && `schedule ${auto.schedule}`].filter(Boolean).join(" · "),
+    w && w.state === "failed" ? "error" : "info");
+  const form = row.querySelector(".library-automation");
+  if (!form || form.contains(document.activeElement)) return; // never overwrite typing
+  form.elements.processors.value = (auto.processors || []).join(",");
+  form.elements.watch.value = auto.watch || "auto";
+  form.elements.poll_seconds.value = auto.poll_seconds ?? "";
+  form.elements.schedule.value = auto.schedule ?? "";
+}
+
 function drawLibrary(row, lib) {
   row.dataset.name = lib.name;
   row.querySelector(".library-name").textContent = lib.name;
@@ -714,6 +771,7 @@ function drawLibrary(row, lib) {
   parts.push(lib.scanned_at ? `scanned ${formatTime(lib.scanned_at)}` : "never scanned");
   row.querySelector(".library-counts").textContent = parts.join(" — ");
   drawStartButtons(row, lib);
+  drawAutomation(row, lib);
 }
 
 async function scanLibrary(name, row) {
