@@ -110,15 +110,18 @@ async def scan_library(
 
 
 @router.put("/{name}/automation", response_model=LibraryOut, dependencies=[WriteAuth])
-def set_automation(name: str, body: AutomationIn, catalog: CatalogDep) -> dict[str, Any]:
+def set_automation(
+    name: str, body: AutomationIn, catalog: CatalogDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Change what runs by itself for a folder library: the processors for new and changed
     files (in order), how it is watched, its schedule. ``mediamill serve`` picks it up
-    within seconds."""
+    within seconds. A library outside the server's ``allowed_roots`` is refused (403)."""
     from mediamill.watch import automation as auto
 
     lib = library_or_404(catalog, name)
     if lib.kind != "folder":
         raise HTTPException(422, detail=f"{name} is not a folder library")
+    allowed_or_403(lib.root, settings.allowed_roots)
     wanted = {**auto.automation(catalog, lib.id).as_dict(), **body.model_dump(exclude_unset=True)}
     try:
         auto.set_automation(catalog, lib.id, auto.Automation.from_dict(wanted))
