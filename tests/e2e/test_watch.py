@@ -51,8 +51,10 @@ class Watching:
         self.watcher = Watcher(catalog, on_state=self.states.append)
         self.coordinator: Coordinator | None = None
 
-    def start(self, *, poll: float | None = None, run_jobs: bool = True) -> Watching:
-        spec = WatchSpec(self.library, ("probe",), poll=poll, settle=SETTLE)
+    def start(
+        self, *, poll: float | None = None, run_jobs: bool = True, fallback: float = 60.0
+    ) -> Watching:
+        spec = WatchSpec(self.library, ("probe",), poll=poll, settle=SETTLE, fallback_poll=fallback)
         self.watcher.add(spec)
         if run_jobs:
             settings = load(db=self.catalog.url, executor="serial", workers=1)
@@ -337,3 +339,31 @@ def test_a_schedule_missed_while_nothing_ran_runs_once(
     assert scanned[0] is not None, "the missed run scanned the library"
     assert scanned[1] == scanned[0], "one run for the three missed, none after the restart"
     assert len(_queued_jobs(catalog, lib)) == 1
+
+
+def test_a_vanished_root_is_a_failed_watch_that_polls_and_recovers(
+    watching: Watching, library: tuple[Catalog, LibraryRef, Path], tmp_path: Path
+) -> None:
+    catalog, lib, root = library
+    watching.start(run_jobs=False, fallback=0.5)
+    wait_for(lambda: catalog.item_id(lib.id, "albums/first.flac"), what="catch-up")
+    root.rename(tmp_path / "unmounted")
+    failed = wait_for(
+        lambda: [s for s in watching.states if s.state == "failed"], what="a failed state"
+    )[-1]
+    assert failed.mode == "polling"
+    assert "cannot read library root" in failed.detail, failed
+    assert catalog.item_id(lib.id, "albums/first.flac") is not None
+    # an empty mount point where the share was: refused, nothing marked missing
+    root.mkdir()
+    wait_for(
+        lambda: "Is the drive or share mounted?" in watching.states[-1].detail,
+        what="the emptied folder refused",
+    )
+    assert sum(catalog.library_counts(lib.id).values()) == 1
+    root.rmdir()
+    (tmp_path / "unmounted").rename(root)
+    back = wait_for(
+        lambda: watching.states[-1].state == "watching" and watching.states[-1], what="recovery"
+    )
+    assert back.line() == "watching: polling every 0.5 s"

@@ -46,6 +46,9 @@ DEFAULT_SETTLE = 5.0
 DEFAULT_POLL = 60.0
 #: longest a watcher sleeps with nothing due (it also wakes for events and stop)
 MAX_SLEEP = STATE_REFRESH
+#: how often a natively watched root is checked to be the same folder still: inotify says
+#: nothing when the root itself is moved away or its drive unmounted
+ROOT_CHECK = 5.0
 
 
 @dataclass(slots=True)
@@ -112,6 +115,8 @@ class _Watched:
         self.trouble: str | None = None  # set by the event threads, acted on by the loop
         self.schedule = Schedule.parse(spec.schedule) if spec.schedule else None
         self.next_fire: float | None = None  # when the schedule fires next (clock time)
+        self.root_id: tuple[int, int] | None = None  # (device, inode) while native
+        self.next_root_check: float | None = None
 
     def folder_of(self, path: str, is_dir: bool) -> str | None:
         """The dirty folder (path from the root) an event at ``path`` makes, or ``None`` for
@@ -279,10 +284,12 @@ class Watcher:
             self._poll_from_now(watched, f"polling every {watched.interval:g} s ({reason})")
             return
         try:
+            watched.root_id = _identity(watched.root)
             watched.handle = self._schedule(watched)
         except OSError as exc:
             self._fall_back(watched, _inotify_trouble(exc))
             return
+        watched.next_root_check = self.clock() + ROOT_CHECK
         if watched.state.state == "starting":
             self._set_state(watched, "native", "watching", "native events (inotify)")
 
@@ -316,6 +323,7 @@ class Watcher:
             with contextlib.suppress(KeyError, OSError):  # already gone with its root
                 self._observer.unschedule(watched.handle)
             watched.handle = None
+        watched.next_root_check = None
         watched.next_poll = self.clock()
         self._set_state(
             watched, "polling", "failed", f"{why}; polling every {watched.interval:g} s"
@@ -365,22 +373,35 @@ class Watcher:
         with self._lock:
             for watched in self._watched:
                 when = watched.settler.next_due()
-                due += [t for t in (when, watched.next_poll, watched.next_fire) if t is not None]
+                times = (when, watched.next_poll, watched.next_fire, watched.next_root_check)
+                due += [t for t in times if t is not None]
         self._wake.wait(max(0.0, min(min(due) - now, MAX_SLEEP)))
         self._wake.clear()
 
     def _tick(self, watched: _Watched, now: float) -> None:
         if watched.next_fire is not None and now >= watched.next_fire:
             self._fire(watched)
+        if watched.next_root_check is not None and now >= watched.next_root_check:
+            watched.next_root_check = now + ROOT_CHECK
+            try:
+                same = _identity(watched.root) == watched.root_id
+            except OSError as exc:
+                same, why = False, exc.strerror or str(exc)
+            else:
+                why = "another folder is in its place"
+            if not same:
+                watched.trouble = f"cannot read library root {watched.spec.library.root}: {why}"
         if watched.trouble is not None:
             why, watched.trouble = watched.trouble, None
             self._fall_back(watched, why)
+        released: list[tuple[str, Listing]] = []
         if watched.next_poll is not None and now >= watched.next_poll:
             watched.next_poll = now + watched.interval
-            self._poll(watched, now)
+            polled = self._poll(watched, now)
+            if polled is not None:
+                released.append(("", polled))
         with self._lock:
             due = watched.settler.due(now)
-        released: list[tuple[str, Listing]] = []
         try:
             for folder in due:
                 listing = self._look(watched, folder, now)
@@ -392,22 +413,29 @@ class Watcher:
             for _folder, listing in released:
                 listing.close()
 
-    def _poll(self, watched: _Watched, now: float) -> None:
+    def _poll(self, watched: _Watched, now: float) -> Listing | None:
         """One interval's look at the whole tree: nothing more when its digest is the one the
-        catalog's items match; else the root is dirty, with this walk as its first look."""
+        catalog's items match; else the root is dirty, with this walk as a look. Returns the
+        listing when it agrees with the look before (the root is released)."""
         library = watched.spec.library
         try:
-            with list_folder(library.root) as listing:
-                unchanged = scan_digest(listing) == self.catalog.source_digest(library.id)
-                if unchanged and listing.count == _present(self.catalog, library):
-                    self._recovered(watched)
-                    return
-                with self._lock:
-                    watched.settler.looked("", listing.digest, now)
+            listing = list_folder(library.root)
         except ScanError as exc:
             self._set_state(
                 watched, "polling", "failed", f"{exc}; polling every {watched.interval:g} s"
             )
+            return None
+        unchanged = scan_digest(listing) == self.catalog.source_digest(library.id)
+        if unchanged and listing.count == _present(self.catalog, library):
+            listing.close()
+            self._recovered(watched)
+            return None
+        with self._lock:
+            released = watched.settler.looked("", listing.digest, now)
+        if released:
+            return listing
+        listing.close()
+        return None
 
     def _look(self, watched: _Watched, folder: str, now: float) -> Listing | None:
         """Walk a dirty folder's subtree; its listing when it agrees with the look before."""
@@ -454,6 +482,11 @@ class Watcher:
             self._set_state(
                 watched, state.mode, "watching", f"polling every {watched.interval:g} s"
             )
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _present(catalog: Catalog, library: LibraryRef) -> int:
