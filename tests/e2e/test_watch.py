@@ -52,9 +52,14 @@ class Watching:
         self.coordinator: Coordinator | None = None
 
     def start(
-        self, *, poll: float | None = None, run_jobs: bool = True, fallback: float = 60.0
+        self,
+        *,
+        poll: float | None = None,
+        run_jobs: bool = True,
+        fallback: float = 60.0,
+        processors: tuple[str, ...] = ("probe",),
     ) -> Watching:
-        spec = WatchSpec(self.library, ("probe",), poll=poll, settle=SETTLE, fallback_poll=fallback)
+        spec = WatchSpec(self.library, processors, poll=poll, settle=SETTLE, fallback_poll=fallback)
         self.watcher.add(spec)
         if run_jobs:
             settings = load(db=self.catalog.url, executor="serial", workers=1)
@@ -367,3 +372,26 @@ def test_a_vanished_root_is_a_failed_watch_that_polls_and_recovers(
         lambda: watching.states[-1].state == "watching" and watching.states[-1], what="recovery"
     )
     assert back.line() == "watching: polling every 0.5 s"
+
+
+def test_a_processor_that_rewrites_and_renames_its_files_never_triggers_itself(
+    watching: Watching, library: tuple[Catalog, LibraryRef, Path]
+) -> None:
+    """A tagger rewrites each file, a renamer renames it; both report the change with their
+    result (ItemUpdate), so the scans their own events cause find nothing to do."""
+    catalog, lib, root = library
+    (root / "albums" / "first.flac").unlink()
+    rewriter, renamer = "tests.helpers.processors:Rewriter", "tests.helpers.processors:Renamer"
+    watching.start(processors=(rewriter, renamer))
+    (root / "albums" / "new.bin").write_bytes(b"dropped in\n")
+    done = wait_for(
+        lambda: len((catalog.item_results(lib.id, "albums/renamed-new.bin") or {})
+                    .get("results", {})) == 2,
+        what="rewritten and renamed",
+    )  # fmt: skip
+    assert done
+    wait_for(watching.idle, what="jobs done")
+    jobs = len(watching.jobs())
+    time.sleep(SETTLE * 3)  # what the processors' own events would have caused, by now
+    assert sorted(p.name for p in (root / "albums").iterdir()) == ["renamed-new.bin"]
+    assert len(watching.jobs()) == jobs == 2, "one job a processor, none for their own writes"
