@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.catalog.models import Job
-from mediamill.jobs import manager
+from mediamill.ops import create_job
 from mediamill.processors import base as registry
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ def queue_processors(
         job_id = _join_queued(catalog, library.id, name, paths)
         if job_id is None:
             selection = {} if paths is None else {"paths": paths}
-            job_id = manager.create_job(catalog, name, library.id, selection=selection)
+            job_id = create_job(
+                catalog, name, library, options={}, selection=selection, queued=True
+            )
             log.info("queued %s for %s (job %s)", name, library.name, job_id)
         jobs.append(job_id)
     return jobs

@@ -2,8 +2,8 @@
 library is watched, its schedule (``libraries.automation``); what its watcher is doing
 (``libraries.watch_state``); and when its schedule last ran (``libraries.scheduled_at``).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 
 from mediamill.catalog.models import UTCDateTime
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
