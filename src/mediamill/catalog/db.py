@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: the newest migration; checked against Alembic's head by the test suite, so start-up can
 #: skip loading Alembic when the catalog is already current
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 PAGE = 1000
 #: transient failures of an item in a row before a plain run stops trying it (``--failed``
 #: still does); the first is tried by the very next run, then after RETRY_BACKOFF seconds,

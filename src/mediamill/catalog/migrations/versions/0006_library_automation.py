@@ -2,8 +2,8 @@
 library is watched, its schedule (``libraries.automation``); what its watcher is doing
 (``libraries.watch_state``); and when its schedule last ran (``libraries.scheduled_at``).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 
 from mediamill.catalog.models import UTCDateTime
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
