@@ -63,7 +63,7 @@ class JobOptions(BaseModel):
     limit: int | None = Field(default=None, ge=0, le=2**31 - 1)
     force: bool | None = None
     dry_run: bool | None = None
-    executor: Literal["auto", "serial", "threads", "processes"] | None = None
+    executor: Literal["auto", "serial", "threads", "processes", "celery"] | None = None
     item_timeout: float | None = Field(default=None, gt=0, le=86_400)
     adaptive_latency: float | None = Field(default=None, gt=0, le=3600)
 

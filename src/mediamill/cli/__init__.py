@@ -58,7 +58,7 @@ def _register() -> None:
     jobs.register(app)
     config.register(app)
     comic.register(app)
-    for optional in ("playlist", "serve", "watch"):
+    for optional in ("playlist", "serve", "watch", "worker"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError:

@@ -64,7 +64,10 @@ def run(
         None, "--rate", min=0.001, help="At most this many items per second."
     ),
     executor: str | None = typer.Option(
-        None, "--executor", "-e", help="auto, serial, threads or processes."
+        None,
+        "--executor",
+        "-e",
+        help="auto, serial, threads, processes or celery (on `mediamill worker`s).",
     ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Process at most N items."),
     force: bool = typer.Option(

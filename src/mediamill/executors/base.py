@@ -30,6 +30,7 @@ _BUILTINS = {
     "serial": "mediamill.executors.serial:SerialExecutor",
     "threads": "mediamill.executors.local:ThreadPool",
     "processes": "mediamill.executors.local:ProcessPool",
+    "celery": "mediamill.executors.celery:CeleryExecutor",
 }
 ENTRY_POINT_GROUP = "mediamill.executors"
 AUTO = "auto"
