@@ -24,6 +24,7 @@ from tests.conftest import make_files
 from tests.helpers.celery import Cluster, cluster, require_broker
 from tests.helpers.cli import cli_env, mediamill
 from tests.helpers.run import results
+from tests.helpers.server import Server
 
 ECHO = "tests.helpers.processors:Echo"
 BROKER_KINDS = ["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)]
@@ -300,3 +301,47 @@ def test_mediamill_run_with_executor_celery_from_the_command_line(
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     proc = mediamill("run", ECHO, str(root), "--executor", "celery", db=db, env=two_workers.env)
     assert "completed: 11/11 items, 10 ok, 1 failed" in proc.stdout
+
+
+def test_the_api_lists_the_workers_and_runs_an_executor_celery_job_on_them(
+    two_workers: Cluster, tmp_path: Path
+) -> None:
+    """Through `mediamill serve`: a job with ``"executor": "celery"`` runs on the workers, and
+    ``GET /api/workers`` shows them, with the batch each one is on."""
+    root = tmp_path / "lib"
+    make_files(root, [f"f{i:03d}.bin" for i in range(80)])
+    server = Server(
+        f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "home", extra_env=two_workers.env
+    ).start()
+    try:
+        with server.client() as client:
+            assert client.post("/api/libraries", json={"path": str(root)}).status_code == 201
+            listed = client.get("/api/workers").json()
+            assert listed["error"] is None
+            assert "guest:guest" not in listed["broker"], "the password is not shown"
+            pids = {w.pid for w in two_workers.workers}
+            ours = [w for w in listed["workers"] if w["pid"] in pids]
+            assert len(ours) == 2
+            for worker in ours:
+                assert worker["concurrency"] == 1
+                assert worker["queues"] == [f"{two_workers.prefix}.io", f"{two_workers.prefix}.cpu"]
+                assert {"probe", "strm"} <= set(worker["processors"])
+                assert worker["last_heartbeat"] > time.time() - 3600
+            options = {"executor": "celery", "batch_size": 5, "delay": 0.1}
+            job = client.post(
+                "/api/jobs", json={"processor": ECHO, "library": "lib", "options": options}
+            ).json()
+
+            def a_worker_shows_its_batch() -> bool:
+                time.sleep(0.5)  # the answer is cached for 2 s
+                for w in client.get("/api/workers").json()["workers"]:
+                    for batch in w["current_batches"]:
+                        if batch["processor"] == ECHO and batch["items"] == 5:
+                            return True
+                return False
+
+            _wait(a_worker_shows_its_batch, 60, "a worker shows the batch it is on")
+            done = server.wait_job(job["job_id"], {"completed", "failed"}, timeout=120)
+            assert (done["status"], done["succeeded"]) == ("completed", 80), done
+    finally:
+        server.stop()

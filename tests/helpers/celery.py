@@ -25,7 +25,6 @@ from mediamill.catalog.db import Catalog
 from mediamill.executors.celery import (
     CeleryConfig,
     WorkerInfo,
-    close_app,
     live_workers,
     make_app,
 )
@@ -176,7 +175,7 @@ class Cluster:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
-        close_app(self.app)
+        self.app.close()
 
 
 @contextlib.contextmanager

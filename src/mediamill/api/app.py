@@ -24,7 +24,7 @@ from mediamill.api.deps import (
 )
 from mediamill.api.events import EventBroker, stream
 from mediamill.api.metrics import Metrics
-from mediamill.api.routes import items, jobs, libraries, playlists
+from mediamill.api.routes import items, jobs, libraries, playlists, workers
 from mediamill.api.schemas import Health
 from mediamill.catalog.db import Catalog
 from mediamill.engine.coordinator import Coordinator
@@ -87,6 +87,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(items.router)
     app.include_router(playlists.router)
+    app.include_router(workers.router)
 
     @app.get("/api/health", response_model=Health, tags=["meta"])
     def health() -> dict[str, Any]:

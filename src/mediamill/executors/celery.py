@@ -85,7 +85,10 @@ class CeleryConfig:
 
 
 def make_app(config: CeleryConfig) -> Celery:
-    """A Celery app for either end: JSON only, late acks, no prefetch beyond the task at hand."""
+    """A Celery app for either end: JSON only, late acks, no prefetch beyond the task at hand.
+
+    Its broker connections come from kombu's pool for the URL, which every app of the process
+    shares: closing the app forgets it but leaves the pool to the others."""
     from celery import Celery
 
     app = Celery("mediamill", broker=config.broker_url, set_as_current=False)
@@ -106,12 +109,6 @@ def make_app(config: CeleryConfig) -> Celery:
         task_default_queue=f"{config.queue_prefix}.{Work.IO}",
     )
     return app
-
-
-def close_app(app: Celery) -> None:
-    """Close the app's pooled broker connections (``Celery.close`` only forgets the pool)."""
-    app.pool.force_close_all()
-    app.close()
 
 
 def reply_exchange() -> Any:
@@ -257,7 +254,7 @@ def list_workers(config: CeleryConfig, timeout: float = 1.0) -> list[dict[str, A
     try:
         return [w.as_dict() for w in live_workers(app, None, timeout)]
     finally:
-        close_app(app)
+        app.close()
 
 
 # ------------------------------------------------------------------------------ the executor
@@ -379,7 +376,7 @@ class CeleryExecutor:
         if self._discovery is not None:
             self._discovery.join(2.0)
         if self._app is not None:
-            close_app(self._app)
+            self._app.close()
 
     # -- the broker
     def _connect(self) -> None:
