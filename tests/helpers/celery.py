@@ -8,6 +8,7 @@ all of them at once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -54,6 +55,18 @@ def require_broker(kind: str) -> str:
     url = BROKERS[kind]
     require_server("Redis" if kind == "redis" else "RabbitMQ", broker_problem(url))
     return url
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _own_group_dying_with_us() -> None:
+    """In the child: a process group of its own (a test kills it whole), and SIGTERM when the
+    test process dies, so a killed test run leaves no worker behind. It imports nothing and
+    takes no lock, so it is safe after a fork from a process with threads."""
+    os.setsid()
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Worker:
@@ -130,7 +143,7 @@ class Cluster:
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group
+                preexec_fn=_own_group_dying_with_us,  # noqa: PLW1509 - it only makes two system calls
             )
         worker = Worker(proc, log)
         self.workers.append(worker)

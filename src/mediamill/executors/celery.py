@@ -541,26 +541,29 @@ class CeleryExecutor:
                 self._finish(batch)
 
     # -- which workers can run this processor
-    def _discover(self) -> list[WorkerInfo]:
+    def _discover(self, timeout: float = 1.0) -> list[WorkerInfo]:
         assert self._app is not None
         return [
             w
-            for w in live_workers(self._app, self.processor)
+            for w in live_workers(self._app, self.processor, timeout)
             if self.queue in w.queues and w.can_run
         ]
 
     def _wait_for_capable(self) -> list[WorkerInfo]:
         deadline = time.monotonic() + self.config.worker_wait
+        # a broadcast waits its whole timeout for answers: ask briefly first (live workers
+        # answer in milliseconds), then patiently
+        timeout = 0.3
         while True:
             try:
-                capable = self._discover()
+                capable = self._discover(timeout)
             except Exception as exc:
                 raise ExecutorError(
                     f"cannot ask the Celery broker at {self.config.safe_broker}: {exc}"
                 ) from exc
             if capable or time.monotonic() >= deadline:
                 break
-            time.sleep(1.0)
+            timeout = 1.0
         if not capable:
             raise ExecutorError(self._none_capable())
         return capable
