@@ -23,6 +23,7 @@ from mediamill.settings import load
 from tests.conftest import make_files
 from tests.helpers.celery import Cluster, cluster, require_broker
 from tests.helpers.cli import cli_env, mediamill
+from tests.helpers.netns import netns_problem
 from tests.helpers.run import results
 from tests.helpers.server import Server
 
@@ -37,7 +38,7 @@ def two_workers(
 ) -> Iterator[Cluster]:
     """Two single-process workers on one broker, shared by the tests that kill nothing."""
     broker = require_broker(request.param)
-    with cluster(broker, tmp_path_factory.mktemp("cluster"), [], []) as found:
+    with cluster(broker, tmp_path_factory.mktemp("cluster"), [], [], hosts=True) as found:
         yield found
 
 
@@ -98,6 +99,19 @@ def test_a_hanging_item_and_a_crashing_one_cost_one_item_each_on_a_worker(
     assert "timed out after 1 s" in found["hang.bin"][2]
     assert found["x/crash1.bin"][0] == "failed"
     assert "killed by SIGABRT" in found["x/crash1.bin"][2]
+
+
+def test_the_workers_are_separate_hosts_reaching_the_broker_over_a_veth(
+    two_workers: Cluster,
+) -> None:
+    """Each worker runs in a network namespace of its own, with a host name of its own, and
+    reaches the broker (which listens on loopback only) through its veth pair."""
+    problem = netns_problem()
+    if problem is not None:
+        pytest.skip(f"the workers run as loopback processes: {problem}")
+    live = two_workers.live()
+    assert sorted(w.host for w in live) == sorted(h.name for h in two_workers.hosts)
+    assert len({w.host for w in live}) == 2
 
 
 def test_setup_runs_once_per_worker_process_across_batches(
@@ -213,7 +227,7 @@ def test_a_worker_killed_mid_batch_costs_at_most_that_batch_and_every_item_has_o
     names = [f"f{i:03d}.bin" for i in range(120)]
     make_files(root, names)
     log = tmp_path / "processed.log"
-    with cluster(broker, tmp_path / "cluster", [], []) as found:
+    with cluster(broker, tmp_path / "cluster", [], [], hosts=True) as found:
         job_id, thread = _run_in_thread(
             found, sqlite_url, root, batch_size=10, delay=0.05, process_log=str(log)
         )

@@ -31,6 +31,7 @@ from mediamill.executors.celery import (
 )
 from mediamill.settings import load
 from tests.conftest import require_server
+from tests.helpers.netns import Host, netns_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
@@ -110,8 +111,11 @@ class Worker:
 class Cluster:
     """Workers and the settings a runner needs to reach them."""
 
-    def __init__(self, broker: str, home: Path, **settings: Any) -> None:
+    def __init__(self, broker: str, home: Path, *, hosts: bool = False, **settings: Any) -> None:
         self.broker = broker
+        #: each worker on a host of its own (a network namespace) when they can be made
+        self.use_hosts = hosts and netns_problem() is None
+        self.hosts: list[Host] = []
         self.home = home
         self.prefix = f"mmt{uuid.uuid4().hex[:10]}"
         self.env = {
@@ -137,9 +141,15 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAMILL_")}
         pythonpath = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
         env.update(self.env, PYTHONPATH=os.pathsep.join(pythonpath), COLUMNS="300")
+        cmd = [sys.executable, "-m", "mediamill", "worker", *args]
+        if self.use_hosts:
+            host = Host(self.broker)
+            self.hosts.append(host)
+            cmd = host.wrap(cmd)
+            env["MEDIAMILL_BROKER_URL"] = host.broker
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mediamill", "worker", *args],
+                cmd,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -188,13 +198,18 @@ class Cluster:
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+        for host in self.hosts:
+            host.close()
         self.app.close()
 
 
 @contextlib.contextmanager
-def cluster(broker: str, home: Path, *worker_args: list[str], **settings: Any) -> Iterator[Cluster]:
-    """A cluster with one worker per entry of ``worker_args`` (its command-line options)."""
-    found = Cluster(broker, home, **settings)
+def cluster(
+    broker: str, home: Path, *worker_args: list[str], hosts: bool = False, **settings: Any
+) -> Iterator[Cluster]:
+    """A cluster with one worker per entry of ``worker_args`` (its command-line options), each
+    on a host of its own with ``hosts`` (where network namespaces can be made)."""
+    found = Cluster(broker, home, hosts=hosts, **settings)
     try:
         for args in worker_args:
             found.start_worker(*args)

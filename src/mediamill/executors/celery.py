@@ -501,7 +501,7 @@ class CeleryExecutor:
                 continue  # a batch given up on, or done: its words no longer count
             batch.last_word = now
             batch.worker = str(msg.get("worker", ""))
-            if kind == "start" and batch.started_at is None:
+            if kind == "start":  # again when the broker delivered it again: a fresh start
                 batch.started_at = now
             elif kind == "outcomes":
                 for row in msg.get("outcomes", ()):

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +190,8 @@ def run_batch(payload: dict[str, Any]) -> None:
         return
     state.publish(reply, {"kind": "start", "batch": batch_id})
     try:
-        key, pool = state.take_pool(payload)
+        with _beating(state, reply, batch_id):  # a processor's set-up may take a while
+            key, pool = state.take_pool(payload)
     except ExecutorError as exc:
         state.publish(reply, {"kind": "setup_failed", "batch": batch_id, "error": str(exc)})
         return
@@ -247,6 +249,25 @@ def _run_through(
             info["done"] += len(pending)
             state.items_done += len(pending)
             pending, last_sent = [], now
+
+
+@contextlib.contextmanager
+def _beating(state: _State, reply: str, batch_id: str) -> Iterator[None]:
+    """Say the batch is alive every BEAT_EVERY seconds while the body runs."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(BEAT_EVERY):
+            with contextlib.suppress(Exception):
+                state.publish(reply, {"kind": "beat", "batch": batch_id})
+
+    thread = threading.Thread(target=beat, name="mediamill-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _returned(batch_id: str, items: list[ItemRef], why: str) -> dict[str, Any]:
