@@ -359,3 +359,27 @@ def test_the_api_lists_the_workers_and_runs_an_executor_celery_job_on_them(
             assert (done["status"], done["succeeded"]) == ("completed", 80), done
     finally:
         server.stop()
+
+
+def test_a_renaming_processor_on_a_worker_keeps_items_and_results(
+    two_workers: Cluster, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    """An outcome's item update (the worker renamed the file) travels back with it: the item
+    keeps its id and every result, and the next scan sees no change."""
+    root = tmp_path / "lib"
+    names = ["a.bin", "sub/b.bin"]
+    make_files(root, names)
+    two_workers.run(sqlite_catalog, root, ECHO, executor="serial")
+    library = sqlite_catalog.library_by_root(root)
+    assert library is not None
+    before = {item.path: item.id for item in sqlite_catalog.iter_items(library.id)}
+
+    job = two_workers.run(sqlite_catalog, root, "tests.helpers.processors:Renamer", batch_size=1)
+
+    assert (job["status"], job["succeeded"]) == ("completed", 2), job
+    after = {item.path: item.id for item in sqlite_catalog.iter_items(library.id)}
+    assert after == {"renamed-a.bin": before["a.bin"], "sub/renamed-b.bin": before["sub/b.bin"]}
+    report = ops.refresh_library(sqlite_catalog, library)
+    assert (report["new"], report["changed"], report["missing"]) == (0, 0, 0)
+    echo = results(sqlite_catalog, root, ECHO)
+    assert echo["renamed-a.bin"] == ("ok", {"size": 64, "name": "a.bin"}, None)

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mediamill.core import ItemRef, ItemUpdate, Outcome, Status, Work
 from mediamill.executors.base import ExecutorError
-from mediamill.processors.base import ItemRef, Outcome, Status, Work
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -148,7 +148,21 @@ def decode_item(row: list[Any], path_map: PathMap) -> ItemRef:
 
 
 def encode_outcome(outcome: Outcome) -> list[Any]:
-    return [outcome.item_id, str(outcome.status), outcome.data, outcome.error, outcome.duration]
+    update = outcome.item_update.as_dict() if outcome.item_update is not None else None
+    return [
+        outcome.item_id,
+        str(outcome.status),
+        outcome.data,
+        outcome.error,
+        outcome.duration,
+        update,
+    ]
+
+
+def decode_outcome(row: list[Any], worker: str) -> Outcome:
+    item_id, status, data, error, duration, update = row
+    item_update = ItemUpdate(**update) if update is not None else None
+    return Outcome(item_id, Status(status), data, error, duration, worker, item_update)
 
 
 class PathMap:
@@ -514,10 +528,9 @@ class CeleryExecutor:
                 self._finish(batch)
 
     def _accept(self, batch: _Batch, row: list[Any]) -> None:
-        item_id, status, data, error, duration = row
-        if batch.items.pop(item_id, None) is None:
+        if batch.items.pop(row[0], None) is None:
             return  # already reported by another delivery of it
-        self._outcomes.append(Outcome(item_id, Status(status), data, error, duration, batch.worker))
+        self._outcomes.append(decode_outcome(row, batch.worker))
 
     def _finish(self, batch: _Batch) -> None:
         del self._batches[batch.id]

@@ -37,8 +37,8 @@ from mediamill.processors import base as registry
 if TYPE_CHECKING:
     from celery import Celery
 
+    from mediamill.core import ItemRef
     from mediamill.executors.local import ProcessPool
-    from mediamill.processors.base import ItemRef
 
 log = logging.getLogger(__name__)
 
