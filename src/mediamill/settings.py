@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -154,6 +154,22 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part for part in text.split(os.pathsep) if part]
         return value
+
+    @model_validator(mode="after")
+    def _celery_section(self) -> Settings:
+        """The celery executor's own settings (``[executors.celery]``) default to the
+        top-level ones that `mediamill worker` reads too (``MEDIAMILL_BROKER_URL``, ...)."""
+        top = {
+            "broker_url": self.broker_url,
+            "queue_prefix": self.celery_queue_prefix,
+            "routes": dict(self.celery_routes),
+            "batch_seconds": self.celery_batch_seconds,
+            "lost_after": self.celery_lost_after,
+            "worker_wait": self.celery_worker_wait,
+            "visibility_timeout": self.celery_visibility_timeout,
+        }
+        self.executors["celery"] = {**top, **self.executors.get("celery", {})}
+        return self
 
     @classmethod
     def settings_customise_sources(

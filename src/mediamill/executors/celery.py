@@ -20,12 +20,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mediamill.core import ItemRef, ItemUpdate, Outcome, Status, Work
-from mediamill.executors.base import ExecutorError
+from mediamill.executors.base import ExecutorError, ExecutorJob
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -60,15 +60,22 @@ class CeleryConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CeleryConfig:
-        return cls(
-            broker_url=settings.broker_url,
-            queue_prefix=settings.celery_queue_prefix,
-            routes=dict(settings.celery_routes),
-            batch_seconds=settings.celery_batch_seconds,
-            lost_after=settings.celery_lost_after,
-            worker_wait=settings.celery_worker_wait,
-            visibility_timeout=settings.celery_visibility_timeout,
-        )
+        """The ``[executors.celery]`` section (which Settings fills from the top-level
+        ``broker_url`` and ``celery_*`` settings where it says nothing)."""
+        return cls.from_mapping(settings.executors.get("celery", {}))
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any]) -> CeleryConfig:
+        """From the executor's own settings: ``broker_url``, ``queue_prefix``, ``routes``,
+        ``batch_seconds``, ``lost_after``, ``worker_wait``, ``visibility_timeout``."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(section) - known
+        if unknown:
+            raise ExecutorError(
+                f"unknown [executors.celery] setting(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**section)
 
     def queue_for(self, processor: str, work: Work) -> str:
         return self.routes.get(processor) or f"{self.queue_prefix}.{work}"
@@ -288,24 +295,15 @@ class CeleryExecutor:
 
     name = "celery"
 
-    def __init__(
-        self,
-        processor: str,
-        options: Mapping[str, Any],
-        *,
-        work: Work,
-        workers: int,
-        item_timeout: float,
-        config: CeleryConfig,
-        job_id: str = "",
-    ) -> None:
-        self.processor = processor
-        self.options = dict(options)
-        self.workers = max(1, workers)  # the live workers' concurrency once started
-        self.item_timeout = item_timeout
+    def __init__(self, job: ExecutorJob, settings: Mapping[str, Any] | None = None) -> None:
+        config = CeleryConfig.from_mapping(settings or {})
+        self.processor = job.processor
+        self.options = dict(job.options)
+        self.workers = max(1, job.workers)  # the live workers' concurrency once started
+        self.item_timeout = item_timeout = job.item_timeout
         self.config = config
-        self.job_id = job_id
-        self.queue = config.queue_for(processor, work)
+        self.job_id = job.job_id
+        self.queue = config.queue_for(job.processor, job.work)
         self.run_id = uuid.uuid4().hex
         self.reply_key = f"{config.queue_prefix}.reply.{self.run_id}"
         # a batch runs at most batch_seconds, plus the item it is on, plus the time to say so
@@ -353,6 +351,10 @@ class CeleryExecutor:
         self._send_waiting()
         out, self._outcomes = self._outcomes, []
         return out
+
+    def gather_delay(self, outcomes: Sequence[Outcome], waited: float) -> float:
+        """Never: workers already send a batch's outcomes together (every 0.1 s)."""
+        return 0.0
 
     def pending_items(self) -> int:
         waiting = sum(len(batch) for batch in self._waiting)

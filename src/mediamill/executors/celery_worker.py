@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mediamill.executors.base import ExecutorError
+from mediamill.executors.base import ExecutorError, ExecutorJob
 from mediamill.executors.celery import (
     BEAT_EVERY,
     TASK,
@@ -138,12 +138,13 @@ class _State:
         for _k, old in stale:
             old.stop()
         if pool is None:
-            pool = ProcessPool(
+            job = ExecutorJob(
                 payload["processor"],
                 payload["options"],
                 workers=1,
                 item_timeout=float(payload["item_timeout"]),
             )
+            pool = ProcessPool(job)
             pool.start()  # runs the processor's setup; ExecutorError when it fails
         return key, pool
 
