@@ -313,7 +313,9 @@ def test_mediamill_run_with_executor_celery_from_the_command_line(
     root = tmp_path / "lib"
     make_files(root, [f"f{i}.bin" for i in range(10)] + ["fail1.bin"])
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    proc = mediamill("run", ECHO, str(root), "--executor", "celery", db=db, env=two_workers.env)
+    env = {k: v for k, v in two_workers.env.items() if k != "MEDIAMILL_BROKER_URL"}
+    args = ["--executor", "celery", "--broker", two_workers.broker]
+    proc = mediamill("run", ECHO, str(root), *args, db=db, env=env)
     assert "completed: 11/11 items, 10 ok, 1 failed" in proc.stdout
 
 

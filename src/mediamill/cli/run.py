@@ -16,6 +16,7 @@ from rich.text import Text
 from mediamill import ops
 from mediamill.catalog.db import CatalogError
 from mediamill.cli.common import (
+    BrokerOption,
     DbOption,
     RichProgressHook,
     add_command,
@@ -99,6 +100,7 @@ def run(
         False, "--json", help="Print only the finished job's status object, as JSON."
     ),
     db: str | None = DbOption,
+    broker: str | None = BrokerOption,
 ) -> None:
     """Scan TARGET and run PROCESSOR over every item that is not fresh.
 
@@ -111,7 +113,7 @@ def run(
         registry.get(processor)
     except registry.UnknownProcessor as exc:
         raise fail(str(exc)) from exc
-    settings = load(db=db)
+    settings = load(db=db, broker_url=broker)
     catalog = open_catalog(settings.db_url())
     options: dict[str, Any] = {
         "workers": workers,

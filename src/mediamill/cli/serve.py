@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mediamill.cli.common import DbOption, add_command, console, err_console
+from mediamill.cli.common import BrokerOption, DbOption, add_command, console, err_console
 
 
 def serve(
@@ -19,6 +19,7 @@ def serve(
         False, "--no-coordinator", help="Serve the API only; run no jobs in this process."
     ),
     db: str | None = DbOption,
+    broker: str | None = BrokerOption,
 ) -> None:
     """Serve the HTTP API, live events and the web page, and run queued jobs."""
     import uvicorn
@@ -27,7 +28,7 @@ def serve(
     from mediamill.api.deps import load_or_create_token
     from mediamill.settings import data_dir, load
 
-    settings = load(db=db, host=host, port=port)
+    settings = load(db=db, host=host, port=port, broker_url=broker)
     token, created = load_or_create_token(settings)
     if created:
         err_console.print(
