@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/audio.py
 	$(BIN)/python bench/strm.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

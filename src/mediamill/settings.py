@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL of the catalog; empty means SQLite in the data dir
     db: str = ""
-    #: executor: auto | serial | threads | processes, an entry point of the
+    #: executor: auto | serial | threads | processes | celery, an entry point of the
     #: ``mediamill.executors`` group, or package.module:Class
     executor: str = "auto"
     #: each executor's own settings: ``[executors.NAME]`` tables of mediamill.toml
@@ -103,14 +103,33 @@ class Settings(BaseSettings):
     #: library is polled where native events cannot be had (network file systems, limits)
     watch_settle_seconds: float = Field(default=5.0, gt=0)
     watch_poll_seconds: float = Field(default=60.0, gt=0)
-    #: Celery broker for the celery executor
+    #: Celery broker for the celery executor and `mediamill worker` (redis:// or amqp://)
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: the log file's level (debug, info, warning, error); stderr's is set by -v / -q
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: the rotating log file; empty means logs/mediamill.log in the data dir, "-" none
     log_file: str = ""
-    #: map paths seen by the runner to paths seen by workers: {"/srv/media": "/mnt/media"}
+    #: a worker's map from the runner's paths to its own: {"/srv/media": "/mnt/nas/media"}
+    #: (longest prefix wins)
     path_map: dict[str, str] = Field(default_factory=dict)
+    #: Celery queues are named <prefix>.io and <prefix>.cpu (by the processor's work) ...
+    celery_queue_prefix: str = "mediamill"
+    #: ... unless a processor is routed to a queue of its own: {"audio": "mediamill.audio"}
+    celery_routes: dict[str, str] = Field(default_factory=dict)
+    #: seconds a batch runs on a worker before it hands back the items it has not begun
+    #: (batches are bounded in time, so the broker never redelivers one that is running)
+    celery_batch_seconds: float = Field(default=60.0, gt=0)
+    #: seconds without a word from a running batch before the runner gives it to another worker
+    celery_lost_after: float = Field(default=20.0, gt=0)
+    #: seconds a job waits for a live worker that can run its processor before it fails
+    celery_worker_wait: float = Field(default=30.0, ge=0)
+    #: Redis redelivers a message not acknowledged within this many seconds; it must exceed
+    #: the longest batch (celery_batch_seconds + item_timeout)
+    celery_visibility_timeout: float = Field(default=7200.0, gt=0)
+    #: `mediamill worker`: batches run at once (one local process each), and its queues
+    #: (empty: <prefix>.io and <prefix>.cpu)
+    worker_concurrency: int = Field(default=1, ge=1)
+    worker_queues: list[str] = Field(default_factory=list)
 
     @field_validator("allowed_processor_modules", mode="before")
     @classmethod
@@ -135,6 +154,22 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part for part in text.split(os.pathsep) if part]
         return value
+
+    @model_validator(mode="after")
+    def _celery_section(self) -> Settings:
+        """The celery executor's own settings (``[executors.celery]``) default to the
+        top-level ones that `mediamill worker` reads too (``MEDIAMILL_BROKER_URL``, ...)."""
+        top = {
+            "broker_url": self.broker_url,
+            "queue_prefix": self.celery_queue_prefix,
+            "routes": dict(self.celery_routes),
+            "batch_seconds": self.celery_batch_seconds,
+            "lost_after": self.celery_lost_after,
+            "worker_wait": self.celery_worker_wait,
+            "visibility_timeout": self.celery_visibility_timeout,
+        }
+        self.executors["celery"] = {**top, **self.executors.get("celery", {})}
+        return self
 
     @classmethod
     def settings_customise_sources(

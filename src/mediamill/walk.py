@@ -331,6 +331,7 @@ _started: dict[str, _Ahead] = {}
 VALUE_OPTIONS = frozenset(
     {
         "--db",
+        "--broker",
         "-w",
         "--workers",
         "--batch-size",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from mediamill.catalog.db import Catalog
 from mediamill.executors import base as executors
 from tests.conftest import make_files, reset_postgres
+from tests.helpers.celery import Cluster, cluster, require_broker
 from tests.helpers.run import results, run_folder
 
 ECHO = "tests.helpers.processors:Echo"
@@ -22,6 +24,27 @@ EXECUTORS = [name for name in executors.available() if name != executors.AUTO]
 #: those that run workers apart from the runner's thread and enforce the time limit
 POOLS = [name for name in EXECUTORS if name != "serial"]
 # every test takes ``catalog`` or ``db_url``: it runs on SQLite and on PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def celery_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two real `mediamill worker` processes on Redis, for the celery executor's turn."""
+    broker = require_broker("redis")
+    with cluster(broker, tmp_path_factory.mktemp("celery"), [], [], hosts=True) as found:
+        yield found
+
+
+@pytest.fixture(autouse=True)
+def _celery_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the celery executor runs (every executor in one test, or celery's own turn),
+    the runner's settings point at the live workers' broker and queues."""
+    params = getattr(request.node, "callspec", None)
+    executor = params.params.get("executor") if params is not None else None
+    uses_all = "executor" not in request.fixturenames
+    if "celery" in EXECUTORS and (executor == "celery" or (uses_all and executor is None)):
+        found: Cluster = request.getfixturevalue("celery_workers")
+        for key, value in found.env.items():
+            monkeypatch.setenv(key, value)
 
 
 def test_probe_gives_identical_results_on_every_executor(

@@ -26,7 +26,7 @@ from mediamill.api.deps import (
 from mediamill.api.docs import add_docs, reject_unknown_query
 from mediamill.api.events import EventBroker, stream
 from mediamill.api.metrics import Metrics
-from mediamill.api.routes import items, jobs, libraries, playlists, stats
+from mediamill.api.routes import items, jobs, libraries, playlists, stats, workers
 from mediamill.api.schemas import Health
 from mediamill.catalog.db import Catalog
 from mediamill.engine.coordinator import Coordinator
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(items.router)
     app.include_router(playlists.router)
     app.include_router(stats.router)
+    app.include_router(workers.router)
 
     @app.get("/api/health", response_model=Health, tags=["meta"])
     def health() -> dict[str, Any]:

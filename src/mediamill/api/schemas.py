@@ -79,7 +79,7 @@ class JobOptions(BaseModel):
     limit: int | None = Field(default=None, ge=0, le=2**31 - 1)
     force: bool | None = None
     dry_run: bool | None = None
-    executor: Literal["auto", "serial", "threads", "processes"] | None = None
+    executor: Literal["auto", "serial", "threads", "processes", "celery"] | None = None
     item_timeout: float | None = Field(default=None, gt=0, le=86_400)
     adaptive_latency: float | None = Field(default=None, gt=0, le=3600)
 
@@ -170,6 +170,35 @@ class ItemList(BaseModel):
 
 class ProcessorList(BaseModel):
     processors: list[str]
+
+
+class WorkerBatch(BaseModel):
+    batch: str
+    job: str
+    processor: str
+    items: int
+    done: int
+    started_at: float
+
+
+class WorkerOut(BaseModel):
+    name: str
+    host: str
+    pid: int
+    concurrency: int
+    queues: list[str]
+    processors: list[str] = Field(description="Processors this worker can load")
+    current_batches: list[WorkerBatch]
+    items_done: int = Field(description="Items done since the worker started")
+    started_at: float = Field(description="Unix time")
+    last_heartbeat: float = Field(description="Unix time of its last word")
+    path_map: dict[str, str]
+
+
+class WorkerList(BaseModel):
+    broker: str = Field(description="The broker asked (without its password)")
+    workers: list[WorkerOut]
+    error: str | None = Field(description="Why the broker could not be asked, if it could not")
 
 
 class Health(BaseModel):

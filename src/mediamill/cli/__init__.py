@@ -59,7 +59,7 @@ def _register() -> None:
     config.register(app)
     comic.register(app)
     stats.register(app)
-    for optional in ("playlist", "serve", "watch"):
+    for optional in ("playlist", "serve", "watch", "worker"):
         try:
             module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])
         except ModuleNotFoundError:

@@ -86,6 +86,15 @@ DbOption = typer.Option(
 )
 
 
+BrokerOption = typer.Option(
+    None,
+    "--broker",
+    envvar="MEDIAMILL_BROKER_URL",
+    help="Celery broker of the celery executor: redis://host:6379/0 or amqp://user:pass@host//.",
+    show_default=False,
+)
+
+
 def open_catalog(db: str | None) -> Catalog:
     try:
         return Catalog.open(db)

@@ -17,6 +17,7 @@ from rich.text import Text
 from mediamill import ops
 from mediamill.catalog.db import CatalogError
 from mediamill.cli.common import (
+    BrokerOption,
     DbOption,
     RichProgressHook,
     add_command,
@@ -66,7 +67,10 @@ def run(
         None, "--rate", min=0.001, help="At most this many items per second."
     ),
     executor: str | None = typer.Option(
-        None, "--executor", "-e", help="auto, serial, threads or processes."
+        None,
+        "--executor",
+        "-e",
+        help="auto, serial, threads, processes or celery (on `mediamill worker`s).",
     ),
     limit: int | None = typer.Option(None, "--limit", min=0, help="Process at most N items."),
     force: bool = typer.Option(
@@ -98,6 +102,7 @@ def run(
         False, "--json", help="Print only the finished job's status object, as JSON."
     ),
     db: str | None = DbOption,
+    broker: str | None = BrokerOption,
 ) -> None:
     """Scan TARGET and run PROCESSOR over every item that is not fresh.
 
@@ -110,7 +115,7 @@ def run(
         registry.get(processor)
     except registry.UnknownProcessor as exc:
         raise fail(str(exc)) from exc
-    settings = load(db=db)
+    settings = load(db=db, broker_url=broker)
     catalog = open_catalog(settings.db_url())
     options: dict[str, Any] = {
         "workers": workers,

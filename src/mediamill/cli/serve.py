@@ -7,7 +7,7 @@ import logging
 import typer
 
 from mediamill import logs
-from mediamill.cli.common import DbOption, add_command, console, err_console
+from mediamill.cli.common import BrokerOption, DbOption, add_command, console, err_console
 
 
 def _reachable(host: str) -> str:
@@ -31,6 +31,7 @@ def serve(
         False, "--no-coordinator", help="Serve the API only; run no jobs in this process."
     ),
     db: str | None = DbOption,
+    broker: str | None = BrokerOption,
 ) -> None:
     """Serve the HTTP API, live events and the web page, and run queued jobs."""
     import uvicorn
@@ -39,7 +40,7 @@ def serve(
     from mediamill.api.deps import load_or_create_token
     from mediamill.settings import data_dir, load
 
-    settings = load(db=db, host=host, port=port)
+    settings = load(db=db, host=host, port=port, broker_url=broker)
     # a server says what it does: requests and jobs on stderr (and in the log file)
     logs.setup(min(logs.stderr_level(), logging.INFO), settings)
     token, created = load_or_create_token(settings)

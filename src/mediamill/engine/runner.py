@@ -237,6 +237,7 @@ class Runner:
             work=job.processor.work,
             workers=opts.workers,
             item_timeout=opts.item_timeout,
+            job_id=self.job_id,
         )
         dispatcher = Dispatcher(
             lambda: executors.create(opts.executor, spec, self.executor_settings),
@@ -244,6 +245,7 @@ class Runner:
             batch_size=job.batch_size,
             window=AdaptiveWindow(opts.workers * opts.window_per_worker, opts.adaptive_latency),
             rate_limit=RateLimit(opts.rate),
+            per_worker=opts.window_per_worker,
         )
         writer = Writer(
             self.catalog,

@@ -61,11 +61,13 @@ class Dispatcher:
         batch_size: int,
         window: AdaptiveWindow,
         rate_limit: RateLimit,
+        per_worker: int = 2,
     ) -> None:
         self._make_executor = make_executor
         self._batches = batches
         self.batch_size = batch_size
         self.window, self.rate_limit = window, rate_limit
+        self.per_worker = per_worker  # batches in flight per worker
         self.executor: executors.Executor | None = None
         self.in_flight: dict[int, ItemRef] = {}
         self.exhausted = False
@@ -87,6 +89,8 @@ class Dispatcher:
             if self.executor is None:
                 self.executor = self._make_executor()
                 self.executor.start()
+                # the celery executor counts its live workers' processes only once started
+                self.window.grow_to(self.executor.workers * self.per_worker)
             self.executor.submit(self._next)
             self._next = None
 

@@ -51,6 +51,13 @@ class AdaptiveWindow:
         self._n = 0
         self._checked = clock()
 
+    def grow_to(self, maximum: int) -> None:
+        """Allow up to ``maximum`` batches (an executor found more workers than asked for)."""
+        if maximum > self.maximum:
+            self.maximum = maximum
+            if self.target is None:
+                self.size = maximum
+
     def observe(self, duration: float) -> None:
         if self.target is None:
             return

@@ -30,6 +30,7 @@ _BUILTINS = {
     "serial": "mediamill.executors.serial:SerialExecutor",
     "threads": "mediamill.executors.local:ThreadPool",
     "processes": "mediamill.executors.local:ProcessPool",
+    "celery": "mediamill.executors.celery:CeleryExecutor",
 }
 ENTRY_POINT_GROUP = "mediamill.executors"
 AUTO = "auto"
@@ -55,6 +56,8 @@ class ExecutorJob:
     work: Work = Work.IO
     workers: int = 1
     item_timeout: float = 120.0
+    #: the job's id, for executors that show it (celery: the workers list)
+    job_id: str = ""
 
 
 class Executor(Protocol):

@@ -257,6 +257,8 @@ function setToken(token) {
   clearBanner("auth");
   connectEvents();
   loadAll();
+  loadWorkers();
+  setInterval(loadWorkers, WORKERS_EVERY);
 }
 
 // ---------------------------------------------------------------- live events (SSE)
@@ -932,6 +934,7 @@ function jobOptions() {
     const raw = $(id).value.trim();
     if (raw) options[key] = Number.parseInt(raw, 10);
   }
+  if ($("job-executor").value) options.executor = $("job-executor").value;
   if ($("job-force").checked) options.force = true;
   if ($("job-dry-run").checked) options.dry_run = true;
   return options;
@@ -1284,6 +1287,43 @@ function syncPageCheckbox() {
   all.disabled = boxes.length === 0;
 }
 
+// ---------------------------------------------------------------- workers
+
+const WORKERS_EVERY = 5000;
+
+async function loadWorkers() {
+  try {
+    const data = await api("GET", "/api/workers");
+    drawWorkers(data);
+  } catch (error) {
+    reportError(error);
+  }
+}
+
+function drawWorkers(data) {
+  const rows = data.workers.map((w) => {
+    const batches = w.current_batches.map((b) =>
+      el("li", { text: `${b.processor}: ${formatCount(b.done)}/${formatCount(b.items)} items (job ${b.job.slice(0, 8) || "?"})` }),
+    );
+    const ago = Math.max(0, Date.now() / 1000 - w.last_heartbeat);
+    return el(
+      "li",
+      { class: "card worker", "data-worker": w.name },
+      el("strong", { text: w.host }),
+      ` pid ${w.pid} · ${w.concurrency} at once · queues ${w.queues.join(", ")}`,
+      el("div", { class: "muted", text: `runs ${w.processors.join(", ") || "nothing"} · ${formatCount(w.items_done)} items done · heard ${formatSpan(ago) || "now"} ago` }),
+      batches.length ? el("ul", { class: "batches" }, ...batches) : el("div", { class: "muted", text: "idle" }),
+    );
+  });
+  $("worker-list").replaceChildren(...rows);
+  $("workers-total").textContent = rows.length ? `(${rows.length})` : "";
+  const empty = $("workers-empty");
+  empty.hidden = rows.length > 0;
+  empty.textContent = data.error
+    ? `Cannot ask the broker ${data.broker}: ${data.error}`
+    : `No worker answers on ${data.broker}: start one with \`mediamill worker\`.`;
+}
+
 // ---------------------------------------------------------------- wiring
 
 async function loadAll() {
@@ -1330,6 +1370,8 @@ function init() {
   updateSelectionUi();
   connectEvents();
   loadAll();
+  loadWorkers();
+  setInterval(loadWorkers, WORKERS_EVERY);
 }
 
 init();
