@@ -94,7 +94,9 @@ def test_a_root_that_vanished_before_the_walk_is_a_clear_error(
         return real_walk(folder, *args)
 
     monkeypatch.setattr(walk, "_walk_into", vanish_then_walk)
+    walk.discard()  # a walk another test left untaken would keep this one from starting
     walk.start_ahead(["scan", str(root)])
+    assert "walk" in walk._started
     with pytest.raises(walk.ScanError, match=r"cannot read library root .*gone"):
         walk.take_ahead(str(root))
 
