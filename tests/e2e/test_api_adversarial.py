@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,17 +234,25 @@ def test_hostile_bodies_get_a_4xx_never_a_5xx(site: Site) -> None:
 
 
 def test_a_body_over_one_megabyte_is_refused_with_413(site: Site) -> None:
+    """Refused as JSON with a ``detail``, like every other error, whether the body says
+    its length or not."""
     big = {"processor": "probe", "library": "lib", "options": {"note": "x" * 2_000_000}}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts what it reads
+        yield b'{"processor": "probe", "library": "lib", "options": {"note": "'
+        for _ in range(20):
+            yield b"x" * 100_000
+        yield b'"}}'
+
     with site.server.client() as client:
-        assert client.post("/api/jobs", json=big).status_code == 413
-
-        def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts what it reads
-            yield b'{"processor": "probe", "library": "lib", "options": {"note": "'
-            for _ in range(20):
-                yield b"x" * 100_000
-            yield b'"}}'
-
-        assert client.post("/api/jobs", content=chunks()).status_code == 413
+        for response in (
+            client.post("/api/jobs", json=big),
+            client.post("/api/jobs", content=chunks()),
+            client.post("/api/libraries", content=b"[" * 1_500_000),
+        ):
+            assert response.status_code == 413, response.text[:200]
+            assert response.headers["content-type"].startswith("application/json")
+            assert "larger than 1,000,000 bytes" in response.json()["detail"]
         jobs = client.get("/api/jobs").json()["jobs"]
     assert all("note" not in job["options"] for job in jobs), "nothing big was stored"
 
@@ -258,3 +268,62 @@ def test_a_big_selection_is_shown_a_page_at_a_time(site: Site) -> None:
         job = client.get(f"/api/jobs/{created.json()['job_id']}").json()
     assert job["selection"]["paths"] == many[:100]
     assert job["selection"]["paths_total"] == 500
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of one HTTP/1.1 response read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed mid-answer: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(
+        int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed mid-body"
+        body += chunk
+    return int(lines[0].split()[1]), body
+
+
+def test_health_keeps_answering_while_a_request_with_100000_item_paths_is_checked(
+    site: Site,
+) -> None:
+    """The paths of a job's selection are checked on disk outside the server's event loop:
+    GET /api/health, asked again and again while the server checks 100,000 of them, keeps
+    being answered before the big request is (here refused with a 422 for its last path,
+    which leaves the library). Checked on the loop, the paths held every other request
+    until the last one was checked."""
+    items = [str(i) for i in range(99_999)] + ["../outside"]  # the most a job takes
+    body = json.dumps(
+        {"processor": "probe", "library": "lib", "items": items}, separators=(",", ":")
+    ).encode()
+    assert len(body) < 1_000_000, "under the body cap: the server reads and checks it"
+    head = (
+        f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    health = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    address = ("127.0.0.1", site.server.port)
+    with socket.create_connection(address) as big, socket.create_connection(address) as probe:
+        big.settimeout(120)
+        probe.settimeout(120)
+        big.sendall(head + body)
+        answered = 0  # health answers that came while the big request was unanswered
+        while answered < 20:
+            probe.sendall(health)
+            readable, _, _ = select.select([big, probe], [], [], 120)
+            assert readable, "neither request was answered in 2 minutes"
+            if big in readable:
+                break
+            assert _answer(probe)[0] == 200
+            answered += 1
+        status, answer = _answer(big)
+    assert status == 422, answer[:300]
+    assert b"../outside" in answer
+    # one request at a time: one or two fit in before the check starts (while the body is
+    # validated); checked on the loop, none fitted in while it ran
+    assert answered == 20, f"health waited for the 100,000 paths ({answered} answers)"

@@ -25,6 +25,7 @@ from mediamill.api.deps import (
 )
 from mediamill.api.docs import add_docs, reject_unknown_query
 from mediamill.api.events import EventBroker, stream
+from mediamill.api.limits import BodyLimit
 from mediamill.api.metrics import Metrics
 from mediamill.api.routes import items, jobs, libraries, playlists, stats, workers
 from mediamill.api.schemas import Health
@@ -78,10 +79,10 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url=None,  # served below from local assets: a NAS often has no internet
         redoc_url=None,
-        max_body_size=MAX_BODY_BYTES,
         dependencies=[Depends(reject_unknown_query)],
     )
-    app.add_middleware(AccessLog)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AccessLog)  # outermost: it logs the 413s too
     add_docs(app)
     app.state.catalog = catalog
     app.state.settings = settings
