@@ -40,11 +40,49 @@ def data_dir() -> Path:
 
 def private_data_dir() -> Path:
     """The data dir, made if missing with mode 0700: it holds the catalog, the API token and
-    source credentials, which nobody else on the machine should read."""
+    source credentials, which nobody else on the machine should read. One an older version
+    made readable by others is made private the first time a process uses it."""
     path = data_dir()
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif path not in _made_private:
+        _made_private.add(path)
+        make_private([path, *(path / name for name in PRIVATE_FILES), config_file()])
     return path
+
+
+#: what the data dir holds that others on the machine must not read: the catalog (and
+#: SQLite's files beside it), the API token, source credentials and their lock files
+PRIVATE_FILES = (
+    "catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db.lock",
+    "api-token", "credentials.json", "credentials.lock",
+)  # fmt: skip
+#: data dirs this process has made private already
+_made_private: set[Path] = set()
+
+
+def make_private(paths: list[Path]) -> None:
+    """Take the group's and others' permissions from each of ``paths`` that exists and
+    belongs to this user (a folder becomes 0700, a file 0600), as earlier versions left
+    them readable (0755/0644); what was changed is logged once, as a warning."""
+    changed = []
+    for path in paths:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        mode = st.st_mode & 0o777
+        if st.st_uid != os.getuid() or not mode & 0o077 or path.is_symlink():
+            continue
+        private = 0o700 if path.is_dir() else 0o600
+        try:
+            path.chmod(private)
+        except OSError as exc:
+            log.warning("%s is readable by others and cannot be made private: %s", path, exc)
+            continue
+        changed.append(f"{path} ({mode:o} -> {private:o})")
+    if changed:
+        log.warning("made private what others on this machine could read: %s", ", ".join(changed))
 
 
 def default_allowed_roots() -> list[str]:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from mediamill.api.deps import is_loopback
 from mediamill.api.paths import ForbiddenPath, check_allowed, check_job_paths
 from mediamill.settings import MAX_WORKERS, Settings
+from tests.conftest import make_files
 from tests.helpers.cli import mediamill
 
 
@@ -71,3 +72,35 @@ def test_a_report_goes_to_the_data_dir_or_the_output_root(tmp_path: Path) -> Non
     check_job_paths({"output": output, "report": f"{data}/r.json"}, roots, data)
     with pytest.raises(ForbiddenPath, match="report"):
         check_job_paths({"output": output, "report": str(tmp_path / "media/r.csv")}, roots, data)
+
+
+def test_a_data_dir_an_older_version_left_readable_is_made_private_and_said_once(
+    tmp_path: Path,
+) -> None:
+    """A data dir of 0755 with a catalog, token and credentials of 0644 (as older versions
+    made them), and a config file of 0644: the next command makes the folder 0700 and the
+    files 0600, and says what it changed once; the command after that says nothing."""
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    make_files(lib, ["a.bin"])
+    config = tmp_path / "mediamill.toml"
+    config.write_text('api_token = "not-for-others"\n')
+    db = f"sqlite:///{home / 'catalog.db'}"
+    env = {"MEDIAMILL_HOME": str(home), "MEDIAMILL_CONFIG": str(config)}
+    mediamill("scan", str(lib), db=db, env=env)
+    (home / "api-token").write_text("token\n")
+    (home / "credentials.json").write_text("{}")
+    readable = [home / "catalog.db", home / "api-token", home / "credentials.json", config]
+    home.chmod(0o755)
+    for path in readable:
+        path.chmod(0o644)
+    first = mediamill("scan", str(lib), db=db, env=env)
+    assert home.stat().st_mode & 0o777 == 0o700
+    for path in readable:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    said = [line for line in first.stderr.splitlines() if "made private" in line]
+    assert len(said) == 1, first.stderr
+    assert f"{home} (755 -> 700)" in said[0]
+    assert f"{home / 'catalog.db'} (644 -> 600)" in said[0]
+    assert f"{config} (644 -> 600)" in said[0]
+    again = mediamill("scan", str(lib), db=db, env=env)
+    assert "made private" not in again.stderr

@@ -103,11 +103,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _private_file(path: Path) -> None:
     """A new catalog file is made 0600 (SQLite gives its -wal and -shm files the same mode),
-    in a folder made 0700: it holds what others on the machine need not read."""
-    if not path.parent.is_dir():
+    in a folder made 0700: it holds what others on the machine need not read. One an older
+    version left readable by others is made 0600 (its folder 0700 when it is the data dir)."""
+    from mediamill.settings import data_dir, make_private, private_data_dir
+
+    if path.parent.absolute() == data_dir().absolute():
+        private_data_dir()
+    elif not path.parent.is_dir():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        make_private([path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))])
 
 
 def make_engine(url: str) -> Engine:
