@@ -1,10 +1,12 @@
 """Source accounts kept out of the catalog.
 
-An Xtream stream URL carries the account (``http://host/movie/USER/PASS/12.mp4``). The catalog
-(items' metadata), the API and the logs must never hold it, so a source stores its stream
-URLs with a marker where the account goes (``{credentials:TAG}``) and the account itself in
-``credentials.json`` in the data dir (mode 0600, in a 0700 folder) under that tag. The strm
-export puts the account back (:func:`fill`) when it writes a ``.strm`` file.
+An Xtream stream URL carries the account (``http://host/movie/USER/PASS/12.mp4``), and so do
+many M3U entries (``…/USER/PASS/…``, ``?username=…&password=…``, ``http://user:pass@host``).
+The catalog (items' metadata), the API and the logs must never hold it, so a source stores its
+stream URLs with a marker where the account goes (``{credentials:TAG}``) and the account itself
+in ``credentials.json`` in the data dir (mode 0600, in a 0700 folder) under that tag: an
+Xtream account (:func:`marker`), or a credential exactly as the URL spelled it
+(:func:`secret`). The strm export puts them back (:func:`fill`) when it writes a ``.strm``.
 
 ``TAG`` is an HMAC of the server and the account under a random key kept in the same file: it
 tells nothing about the password, and a new password makes a new tag, so the entries' metadata
@@ -29,8 +31,8 @@ from urllib.parse import quote
 FILE = "credentials.json"
 _MARKER = re.compile(r"\{credentials:([0-9a-f]{32})\}")
 _lock = threading.Lock()
-#: tag -> (username, password), as last read from the file by this process
-_known: dict[str, tuple[str, str]] = {}
+#: tag -> what the marker stands for in a URL, as last read from the file by this process
+_known: dict[str, str] = {}
 
 
 class MissingCredentials(ValueError):
@@ -76,43 +78,63 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def marker(server: str, username: str, password: str) -> str:
-    """What stands for the account in the stream URLs of ``server``; the account is kept in
-    the data dir under it."""
+def _keep(identity: tuple[str, ...], record: dict[str, str]) -> str:
+    """The marker of ``record`` (kept in the data dir under an HMAC of ``identity``)."""
     path = _path()
     with _locked(path):
         data = _read(path)
         key = data.get("key")
         if not isinstance(key, str):
             key = data["key"] = secrets.token_hex(32)
-        raw = "\0".join((server, username, password)).encode()
+        raw = "\0".join(identity).encode()
         tag = hmac.new(bytes.fromhex(key), raw, hashlib.sha256).hexdigest()[:32]
         accounts = data.setdefault("accounts", {})
-        if accounts.get(tag) != {"username": username, "password": password}:
-            accounts[tag] = {"username": username, "password": password}
+        if accounts.get(tag) != record:
+            accounts[tag] = record
             _write(path, data)
-    _known[tag] = (username, password)
+    _known[tag] = _stands_for(record)
     return "{credentials:" + tag + "}"
 
 
+def _stands_for(record: dict[str, Any]) -> str:
+    """What a marker is replaced by: a credential's own text, or an Xtream account as the
+    URL's ``USER/PASS`` path segments."""
+    if "text" in record:
+        return str(record["text"])
+    username, password = str(record["username"]), str(record["password"])
+    return f"{quote(username, safe='')}/{quote(password, safe='')}"
+
+
+def marker(server: str, username: str, password: str) -> str:
+    """What stands for the account in the stream URLs of ``server`` (its ``USER/PASS`` path
+    segments); the account is kept in the data dir under it."""
+    return _keep((server, username, password), {"username": username, "password": password})
+
+
+def secret(text: str) -> str:
+    """What stands for ``text``, a credential exactly as a URL spells it (a password, a
+    token, ``user:pass``); it is kept in the data dir under the marker."""
+    return _keep(("text", text), {"text": text})
+
+
 def fill(url: str) -> str:
-    """``url`` with the account its marker stands for (as the URL's ``USER/PASS`` path
-    segments); a URL without a marker is returned as it is. Never log what this returns."""
-    found = _MARKER.search(url)
-    if found is None:
+    """``url`` with what each of its markers stands for; a URL without a marker is returned
+    as it is. Never log what this returns."""
+    if "{credentials:" not in url:
         return url
-    tag = found.group(1)
+    return _MARKER.sub(lambda found: _lookup(found.group(1)), url)
+
+
+def _lookup(tag: str) -> str:
     if tag not in _known:
         path = _path()
         with _locked(path):
             accounts = _read(path).get("accounts", {})
-        for known_tag, account in accounts.items():
-            _known[known_tag] = (str(account["username"]), str(account["password"]))
+        for known_tag, record in accounts.items():
+            _known[known_tag] = _stands_for(record)
         if tag not in _known:
             raise MissingCredentials(
                 f"the account of this entry's stream URL is not in {path}: read the source "
                 "again with its credentials (in the URL, or MEDIAMILL_XTREAM_USER/PASS)"
             )
-    username, password = _known[tag]
-    auth = f"{quote(username, safe='')}/{quote(password, safe='')}"
-    return url[: found.start()] + auth + url[found.end() :]
+    return _known[tag]

@@ -413,3 +413,72 @@ def test_the_xtream_account_stays_out_of_the_catalog_in_a_private_data_dir(
     kept = home / "credentials.json"
     assert kept.stat().st_mode & 0o777 == 0o600
     assert password in kept.read_text()
+
+
+def _playlist_with_accounts(base: str, user: str, password: str) -> str:
+    """An M3U file whose entries carry the account in each way providers put it."""
+    return "\n".join([
+        "#EXTM3U",
+        '#EXTINF:-1 group-title="Movies",First Film (2001)',
+        f"{base}/movie/{user}/{password}/101.mkv",
+        '#EXTINF:-1 group-title="Movies",Second Film (2002)',
+        f"{base}/vod/second.mkv?username={user}&password={password}&kind=vod",
+        '#EXTINF:-1 group-title="Movies",Third Film (2003)',
+        f"{base.replace('://', f'://{user}:{password}@')}/vod/third.mp4",
+        '#EXTINF:-1 group-title="Movies",Fourth Film (2004)',
+        f"{base}/vod/fourth.mp4?token={password}",
+        "",
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("playlist", ["served", "file"])
+def test_m3u_accounts_stay_out_of_the_catalog_and_the_api(playlist: str, tmp_path: Path) -> None:
+    """M3U entries whose URLs carry the account (``/movie/USER/PASS/…``, ``?username=&
+    password=``, ``user:pass@``, ``?token=``): the .strm files get the URLs as they were (a
+    player needs the account), while the catalog file and every API answer hold markers."""
+    from tests.helpers.server import Server
+
+    password = "pw-m3u-never-stored-9342"  # noqa: S105 - the point of the test
+    home = tmp_path / "home"
+    out = tmp_path / "library"
+    db = f"sqlite:///{tmp_path}/c.db"
+    with VodServer(make_catalog(4, 1, 2), password=password) as server:
+        if playlist == "served":
+            spec, expected = server.m3u_spec, 4 + 2
+        else:
+            lines = _playlist_with_accounts(server.url, server.username, password)
+            (tmp_path / "list.m3u").write_text(lines)
+            spec, expected = f"m3u+file://{tmp_path / 'list.m3u'}", 4
+        proc = export(tmp_path, spec, out)
+    assert password not in proc
+    strm_urls = sorted(p.read_text().strip() for p in out.rglob("*.strm"))
+    assert len(strm_urls) == expected
+    if playlist == "file":
+        wanted = [line for line in lines.splitlines() if line.startswith("http")]
+        assert strm_urls == sorted(wanted), "players get the URLs exactly as listed"
+    else:
+        assert all(f"/{server.username}/{password}/" in url for url in strm_urls)
+    catalog_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("c.db*"))
+    assert password.encode() not in catalog_bytes
+    assert server.username.encode() not in catalog_bytes.replace(b"username=", b"")
+    api = Server(db, home).start()
+    try:
+        with api.client() as client:
+            answers = [client.get("/api/libraries"), client.get("/api/jobs")]
+            (library,) = answers[0].json()["libraries"]
+            (job,) = answers[1].json()["jobs"]
+            answers += [
+                client.get("/api/items", params={"library": library["name"], "limit": 100}),
+                client.get(
+                    "/api/items",
+                    params={"library": library["name"], "processor": "strm", "limit": 100},
+                ),
+                client.get(f"/api/jobs/{job['job_id']}/items", params={"limit": 100}),
+                client.get(f"/api/libraries/{library['name']}"),
+            ]
+    finally:
+        api.stop()
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert password not in answer.text, answer.request.url
+    assert len(answers[2].json()["items"]) == expected

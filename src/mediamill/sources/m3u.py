@@ -5,6 +5,12 @@ line followed by its URL. Episodes are told from movies by the URL path (``/seri
 ``/movie/``), a ``Show S01E02`` name, or a series-like group title; live channels
 (``/live/``, no video file extension) are skipped.
 
+An entry's URL often carries the account (``/movie/USER/PASS/1.mp4``, ``?username=…&password=…``,
+``http://user:pass@host/…``, or the playlist URL's own credentials anywhere in it): the
+catalog gets it with a marker in each credential's place (:func:`hide_credentials`, the
+credential kept in the data dir by :mod:`mediamill.credentials`), and the strm export puts
+it back.
+
 The playlist is read line by line (a remote one from a temp file it is downloaded to), and
 entries wait in temp files until duplicates are known, so a big list is never in memory.
 """
@@ -16,11 +22,12 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from mediamill import credentials
 from mediamill.sources._http import HttpFetcher
 from mediamill.sources._vod import (
     Duplicates,
@@ -39,6 +46,60 @@ _ATTR = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*"([^"]*)"')
 _XTREAM_PATH = re.compile(r"/(movie|series)/[^/]+/[^/]+/([^/.]+)\.[A-Za-z0-9]+$")
 _VIDEO_EXT = re.compile(r"\.(mp4|mkv|avi|mov|m4v|wmv|flv|webm|mpe?g|divx|ogv|3gp)$", re.I)
 _SERIES_GROUP = re.compile(r"series|tv ?shows?|s[ée]ries|serien|serie\b", re.I)
+#: how entries' URLs are kept, part of the playlist's digest: catalogs whose entries carried
+#: credentials in their URLs are parsed again, and their metadata rewritten without them
+URLS = "urls with credential markers"
+#: ``/movie/USER/PASS/…``: the account in an Xtream-style stream URL's path
+_ACCOUNT_PATH = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*/(?:movie|series|live|timeshift)/([^/?#]+)/([^/?#]+)/"
+)
+_QUERY_PARAM = re.compile(r"[?&]([^=&#]+)=([^&#]*)")
+#: query parameters whose value is a credential
+SECRET_PARAMS = frozenset(
+    {"username", "user", "password", "pass", "passwd", "pwd", "token", "access_token",
+     "api_key", "apikey", "auth", "key"}
+)  # fmt: skip
+
+
+def credential_spans(url: str, known: Iterable[str] = ()) -> list[tuple[int, int]]:
+    """Where ``url`` holds credentials, as sorted ``(start, end)`` spans that do not
+    overlap: its user info, the account of an Xtream-style path, the values of query
+    parameters named like :data:`SECRET_PARAMS`, and every occurrence of ``known``."""
+    spans = []
+    _scheme, sep, rest = url.partition("://")
+    if sep:
+        start = len(url) - len(rest)
+        host_end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
+        at = url.rfind("@", start, host_end)
+        if at > start:
+            spans.append((start, at))
+    path = _ACCOUNT_PATH.match(url)
+    if path:
+        spans += [path.span(1), path.span(2)]
+    query = url.find("?")
+    if query >= 0:
+        for param in _QUERY_PARAM.finditer(url, query):
+            if param.group(2) and unquote(param.group(1)).lower() in SECRET_PARAMS:
+                spans.append(param.span(2))
+    for text in known:
+        at = url.find(text)
+        while text and at >= 0:
+            spans.append((at, at + len(text)))
+            at = url.find(text, at + len(text))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def hide_credentials(url: str, spans: list[tuple[int, int]], stand_in: Callable[[str], str]) -> str:
+    """``url`` with the text of each span replaced by ``stand_in(text)``."""
+    for start, end in reversed(spans):
+        url = url[:start] + stand_in(url[start:end]) + url[end:]
+    return url
 
 
 def display_name(location: str) -> str:
@@ -76,6 +137,18 @@ class M3USource:
         secrets = [parts.username or "", parts.password or ""]
         secrets += [value for _key, value in parse_qsl(parts.query) if len(value) >= 3]
         self._secrets = secrets
+        #: the playlist URL's credentials as an entry's URL may spell them
+        self._known = sorted(
+            {
+                text
+                for value in secrets
+                if len(value) >= 3
+                for text in (value, quote(value, safe=""))
+            },
+            key=len,
+            reverse=True,
+        )
+        self._markers: dict[str, str] = {}  # a credential's text -> its marker
         self._http_options: dict[str, Any] = {
             "rate": rate, "retries": retries, "backoff": backoff, "timeout": timeout,
         }  # fmt: skip
@@ -125,7 +198,7 @@ class M3USource:
         stack = contextlib.ExitStack()
         body = stack.enter_context(self._body())
         try:
-            digest = AnswerDigest("m3u", self.location, self.default_kind)
+            digest = AnswerDigest("m3u", self.location, self.default_kind, URLS)
             try:
                 digest.add_file(body)
             except OSError as exc:
@@ -197,6 +270,13 @@ class M3USource:
             movies.close()
             episodes.close()
 
+    def _marker(self, text: str) -> str:
+        """The marker of one credential of an entry's URL (kept in the data dir)."""
+        found = self._markers.get(text)
+        if found is None:
+            found = self._markers[text] = credentials.secret(text)
+        return found
+
     def _classify(
         self, attrs: dict[str, str], name: str, url: str
     ) -> tuple[str, dict[str, Any]] | None:
@@ -212,11 +292,18 @@ class M3USource:
         )
         if not is_episode and _SERIES_GROUP.search(group) and parsed is not None:
             is_episode = True
+        spans = credential_spans(url, self._known)
+        # the id of an entry without one is a hash of its URL, credentials left out: a
+        # short hash of a URL with a password in it would let a weak password be guessed
         ident = (
             xtream.group(2)
             if xtream
-            else hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()[:16]
+            else hashlib.sha1(
+                hide_credentials(url, spans, lambda _text: "{credentials}").encode(),
+                usedforsecurity=False,
+            ).hexdigest()[:16]
         )
+        url = hide_credentials(url, spans, self._marker)
         if is_episode:
             if parsed is None:
                 return None
