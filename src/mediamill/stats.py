@@ -1,23 +1,25 @@
 """Library statistics and failure causes, as the CLI, the API and the page show them.
 
-Everything is aggregated in SQL (a handful of GROUP BY queries); only the small groups come
-back to Python, so a library of 100,000 items answers in a fraction of a second."""
+Everything is aggregated in SQL (three GROUP BY queries over indexes, never over the results'
+JSON: the facets statistics count are kept beside each result, see ``mediamill.facets``); only
+the small groups come back to Python, so 100,000 items answer in a fraction of a second."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import TextClause, func, select, text
 
-from mediamill.catalog.models import Item, Result
-from mediamill.playlists import camelot
+from mediamill.catalog.models import Item
+from mediamill.facets import BIT_RATES, TOP_BIT_RATE, container_name, resolution_name
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from mediamill.catalog.db import Catalog
+
+__all__ = ["container_name", "library_stats", "resolution_name"]
 
 
 def cause_of(error: str | None) -> str:
@@ -45,52 +47,6 @@ def causes_line(causes: list[tuple[str, int]], limit: int = 5) -> str:
     return text
 
 
-#: FFmpeg's container names as people say them
-CONTAINERS = {
-    "mov,mp4,m4a,3gp,3g2,mj2": "MP4",
-    "matroska,webm": "Matroska",
-    "mp3": "MP3",
-    "flac": "FLAC",
-    "ogg": "Ogg",
-    "wav": "WAV",
-    "aiff": "AIFF",
-    "asf": "WMA/WMV",
-    "avi": "AVI",
-    "mpegts": "MPEG-TS",
-    "mpeg": "MPEG-PS",
-    "aac": "AAC",
-    "flv": "FLV",
-}
-#: the heights people name a video resolution by, tallest first
-RESOLUTIONS = ((2160, "4K"), (1440, "1440p"), (1080, "1080p"), (720, "720p"), (576, "576p"))
-#: bit-rate bands in bits per second (upper bound, label)
-BIT_RATES = (
-    (128_000, "under 128 kb/s"),
-    (320_000, "128-320 kb/s"),
-    (1_000_000, "320 kb/s-1 Mb/s"),
-    (5_000_000, "1-5 Mb/s"),
-    (15_000_000, "5-15 Mb/s"),
-)
-
-
-def container_name(name: str | None) -> str:
-    """``"mov,mp4,m4a,3gp,3g2,mj2"`` -> ``"MP4"``; an unknown one as FFmpeg says it."""
-    if not name:
-        return "unknown"
-    return CONTAINERS.get(name, name.split(",")[0].upper())
-
-
-def resolution_name(width: int | None, height: int | None) -> str:
-    """The name of a frame size; a film cropped to 1920x800 is still 1080p (by its width)."""
-    lines = max(height or 0, (width or 0) * 9 // 16)
-    if not lines:
-        return "unknown"
-    for least, label in RESOLUTIONS:
-        if lines >= least * 0.95:
-            return label
-    return "SD"
-
-
 def _counts(pairs: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
     """``[{"name": ..., "count": ...}]``, merged by name, the biggest first."""
     merged: Counter[str] = Counter()
@@ -100,36 +56,32 @@ def _counts(pairs: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
 
 
 def library_stats(catalog: Catalog, library_id: int) -> dict[str, Any]:
-    """Every figure of a library's statistics view, aggregated in SQL."""
+    """Every figure of a library's statistics view, aggregated in SQL: item counts, then one
+    pass over the results' facets (``mediamill.facets``, kept as each result is written, read
+    from one index) grouped by processor, status and facets, then the failures' causes."""
     with catalog.engine.connect() as conn:
         present = (Item.library_id == library_id, Item.present.is_(True))
         items, size = conn.execute(
             select(func.count(), func.coalesce(func.sum(Item.size), 0)).where(*present)
         ).one()
         kinds = conn.execute(select(Item.kind, func.count()).where(*present).group_by(Item.kind))
-        probe = _probe_stats(conn, catalog.dialect, present, library_id)
-        audio = _audio_stats(conn, present)
-        # one pass for every processor's counts and its failures' causes
-        error = case((Result.status == "failed", Result.error), else_=None)
-        results = conn.execute(
-            select(Result.processor, Result.status, error, func.count())
-            .join(Item, Item.id == Result.item_id)
-            .where(*present)
-            .group_by(Result.processor, Result.status, error)
-        ).all()
+        args = {"lib": library_id, "present": True}
+        grouped = conn.execute(_results_query(catalog.dialect, FACET_GROUPS), args).all()
+        failures = conn.execute(_results_query(catalog.dialect, FAILURES), args).all()
     by_processor: dict[str, Counter[str]] = {}
-    causes: dict[str, list[tuple[str | None, int]]] = {}
-    for processor, status, cause, n in results:
+    for processor, status, _, n, _ in grouped:
         by_processor.setdefault(processor, Counter())[status] += int(n)
-        if status == "failed":
-            causes.setdefault(processor, []).append((cause, int(n)))
+    causes: dict[str, list[tuple[str | None, int]]] = {}
+    for processor, error, n in failures:
+        causes.setdefault(processor, []).append((error, int(n)))
+    ok = [(p, json.loads(f), int(n), d) for p, st, f, n, d in grouped if st == "ok" and f]
     return {
         "items": int(items),
         "size": int(size),
         "kinds": _counts((k, n) for k, n in kinds),
         "results": {p: dict(counts) for p, counts in by_processor.items()},
-        **probe,
-        **audio,
+        **_probe_stats([(f, n, d) for p, f, n, d in ok if p == "probe"]),
+        **_audio_stats([(f, n) for p, f, n, _ in ok if p == "audio"]),
         "failures": {
             processor: [{"name": c, "count": n} for c, n in group_causes(pairs)]
             for processor, pairs in causes.items()
@@ -137,103 +89,64 @@ def library_stats(catalog: Catalog, library_id: int) -> dict[str, Any]:
     }
 
 
-def _probe_stats(
-    conn: Connection, dialect: str, present: tuple[Any, ...], library_id: int
-) -> dict[str, Any]:
-    probed = (*present, Result.processor == "probe", Result.status == "ok")
-    join = Item.__table__.join(Result.__table__, Result.item_id == Item.id)
-    # an image has no container: its format (JPEG, PNG) says what it is
-    container = func.coalesce(
-        Result.data["container"].as_string(), Result.data[("image", "format")].as_string()
-    )
-    bit_rate = Result.data["bit_rate"].as_float()
-    band = case(
-        *((bit_rate < upper, label) for upper, label in BIT_RATES),
-        (bit_rate.is_(None), "unknown"),
-        else_="over 15 Mb/s",
-    )
-    # containers, bit-rate bands and the total duration in one pass over the results
-    rows = conn.execute(
-        select(container, band, func.count(), func.sum(Result.data["duration"].as_float()))
-        .select_from(join)
-        .where(*probed)
-        .group_by(container, band)
-    ).all()
-    duration = sum(float(d or 0) for *_, d in rows)
-    containers = [(c, n) for c, _, n, _ in rows]
-    bands = [(b, n) for _, b, n, _ in rows]
-    streams = conn.execute(_streams_query(dialect), {"lib": library_id}).all()
+#: a library's results by processor, status and facets, in the index's order
+FACET_GROUPS = """
+    SELECT r.processor, r.status, r.facets, count(*), sum(r.media_seconds) FROM {results}
+    WHERE i.library_id = :lib AND i.present = :present
+    GROUP BY r.processor, r.status, r.facets"""
+#: a library's failures by processor and error (grouped into causes in Python)
+FAILURES = """
+    SELECT r.processor, r.error, count(*) FROM {results}
+    WHERE i.library_id = :lib AND i.present = :present AND r.status = 'failed'
+    GROUP BY r.processor, r.error"""
+
+
+def _results_query(dialect: str, sql: str) -> TextClause:
+    """``sql`` over the results of a library's present items. On SQLite, ``CROSS JOIN`` keeps
+    the results the outer loop, read from ``ix_results_facets`` alone in group order (left to
+    itself, its planner walks the items and reads each result's row, JSON and all: 4x
+    slower). PostgreSQL plans the plain join well, and has no ``CROSS JOIN ... ON``."""
+    join = "CROSS JOIN" if dialect == "sqlite" else "JOIN"
+    return text(sql.format(results=f"results r {join} items i ON i.id = r.item_id"))
+
+
+def _probe_stats(groups: list[tuple[dict[str, Any], int, float | None]]) -> dict[str, Any]:
+    """Containers, codecs by stream type, video resolutions, bit-rate bands and the total
+    duration from the probe results' facet groups."""
+    containers: list[tuple[str, int]] = []
+    bands: list[tuple[str, int]] = []
     codecs: dict[str, list[tuple[str, int]]] = {}
     heights: list[tuple[str, int]] = []
-    for kind, codec, width, height, n in streams:
-        codecs.setdefault(kind or "other", []).append((codec or "unknown", n))
-        if kind == "video":
-            heights.append((resolution_name(width, height), n))
+    duration = 0.0
+    for facets, n, seconds in groups:
+        containers.append((facets.get("container", "unknown"), n))
+        bands.append((facets.get("bit_rate", "unknown"), n))
+        duration += float(seconds or 0)
+        for kind, codec, resolution, count in facets.get("streams", ()):
+            codecs.setdefault(kind, []).append((codec, n * count))
+            if kind == "video":
+                heights.append((resolution, n * count))
     order = {label: i for i, label in enumerate(label for _, label in BIT_RATES)}
+    order[TOP_BIT_RATE] = len(order)
     return {
-        "duration": float(duration),
-        "containers": _counts((container_name(c), n) for c, n in containers),
+        "duration": duration,
+        "containers": _counts(containers),
         "codecs": {kind: _counts(pairs) for kind, pairs in sorted(codecs.items())},
         "resolutions": _counts(heights),
-        "bit_rates": sorted(
-            _counts(bands),
-            key=lambda row: order.get(row["name"], len(order)),
-        ),
+        "bit_rates": sorted(_counts(bands), key=lambda row: order.get(row["name"], len(order))),
     }
 
 
-def _streams_query(dialect: str) -> Any:
-    """Streams of probed items by (type, codec, width, height), cover art left out: one JSON unnest
-    per dialect (SQLite's json_each, PostgreSQL's json_array_elements)."""
-    if dialect == "postgresql":
-        sql = """
-            SELECT s->>'type', s->>'codec', CAST(s->>'width' AS INTEGER),
-                   CAST(s->>'height' AS INTEGER), count(*)
-            FROM items i JOIN results r ON r.item_id = i.id,
-                 json_array_elements(r.data->'streams') s
-            WHERE i.library_id = :lib AND i.present AND r.processor = 'probe'
-              AND r.status = 'ok' AND COALESCE(s->>'attached_pic', 'false') = 'false'
-            GROUP BY 1, 2, 3, 4"""
-    else:
-        sql = """
-            SELECT json_extract(s.value, '$.type'), json_extract(s.value, '$.codec'),
-                   json_extract(s.value, '$.width'), json_extract(s.value, '$.height'), count(*)
-            FROM items i JOIN results r ON r.item_id = i.id,
-                 json_each(r.data, '$.streams') s
-            WHERE i.library_id = :lib AND i.present AND r.processor = 'probe'
-              AND r.status = 'ok' AND NOT COALESCE(json_extract(s.value, '$.attached_pic'), 0)
-            GROUP BY 1, 2, 3, 4"""
-    return text(sql)
-
-
-def _audio_stats(conn: Connection, present: tuple[Any, ...]) -> dict[str, Any]:
+def _audio_stats(groups: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
     """Tempo in 10-BPM bands and keys (Camelot and letter) of analysed music."""
-    analysed = (*present, Result.processor == "audio", Result.status == "ok")
-    join = Item.__table__.join(Result.__table__, Result.item_id == Item.id)
-    bpm = func.round(Result.data["bpm"].as_float())
-    key, scale = Result.data["key"].as_string(), Result.data["scale"].as_string()
-    rows = conn.execute(
-        select(bpm, key, scale, func.count())
-        .select_from(join)
-        .where(*analysed)
-        .group_by(bpm, key, scale)
-    ).all()
-    tempos = [(b, n) for b, _, _, n in rows]
-    keys: Counter[tuple[str, str]] = Counter()
-    for _, k, sc, n in rows:
-        keys[(k, sc)] += int(n)
     bands: Counter[int] = Counter()
-    for value, n in tempos:
-        if value is not None:
-            bands[int(value) // 10 * 10] += int(n)
-    named = []
-    for (k, s), n in keys.items():
-        try:
-            code = str(camelot(k, s))
-        except (ValueError, TypeError):
-            code = "?"
-        named.append((f"{code} {k} {s}", n))
+    keys: list[tuple[str, int]] = []
+    for facets, n in groups:
+        if facets.get("tempo") is not None:
+            bands[int(facets["tempo"])] += n
+        if facets.get("key"):
+            keys.append((facets["key"], n))
     return {
         "tempo": [{"name": f"{b}-{b + 9}", "count": n} for b, n in sorted(bands.items())],
-        "keys": _counts(named),
+        "keys": _counts(keys),
     }

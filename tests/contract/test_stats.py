@@ -66,6 +66,39 @@ def test_analysed_music_counts_tempo_bands_and_camelot_keys(
     assert bands == {"90-99": 1, "120-129": 2}
 
 
+def test_a_catalog_from_before_facets_counts_the_same_after_upgrading(
+    catalog: Catalog, media: Path, tmp_path: Path
+) -> None:
+    """Results written before statistics kept their facets (schema 0006) get them from the
+    0007 migration: the statistics view shows the very same figures afterwards."""
+    from alembic.command import downgrade, upgrade
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from mediamill.catalog import db
+    from mediamill.testing.music import make_track
+
+    run_folder(catalog, media, "probe", executor="serial")
+    make_track(tmp_path / "t.flac", bpm=124, key="A", scale="minor", seconds=6, seed=1)
+    run_folder(catalog, tmp_path, "audio", executor="serial")
+    libraries = [catalog.library_by_root(media), catalog.library_by_root(tmp_path)]
+    ids = [library.id for library in libraries if library is not None]
+    before = [library_stats(catalog, i) for i in ids]
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with catalog.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        downgrade(cfg, "0006")
+        columns = conn.execute(text("SELECT * FROM results")).keys()
+        assert "facets" not in columns, "the old schema has no facets"
+        upgrade(cfg, "head")
+        assert not conn.execute(
+            text("SELECT count(*) FROM results WHERE status = 'ok' AND facets IS NULL")
+        ).scalar(), "every counted result has its facets back"
+    assert [library_stats(catalog, i) for i in ids] == before
+    assert before[1]["keys"] == [{"name": "8A A minor", "count": 1}]
+
+
 def test_names_people_use() -> None:
     assert container_name("mov,mp4,m4a,3gp,3g2,mj2") == "MP4"
     assert container_name("matroska,webm") == "Matroska"

@@ -42,12 +42,13 @@ from sqlalchemy.pool import NullPool
 from mediamill import names
 from mediamill.catalog.models import Base, Claim, Item, ItemChange, Job, Library, Result, utcnow
 from mediamill.core import ErrorClass, ItemRef, ItemUpdate, Outcome, Status
+from mediamill.facets import facets_of
 
 log = logging.getLogger(__name__)
 
 #: the newest migration; checked against Alembic's head by the test suite, so start-up can
 #: skip loading Alembic when the catalog is already current
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 PAGE = 1000
 #: transient failures of an item in a row before a plain run stops trying it (``--failed``
 #: still does); the first is tried by the very next run, then after RETRY_BACKOFF seconds,
@@ -265,6 +266,14 @@ def _retry_columns(outcome: Outcome, attempts_before: int, now: datetime) -> dic
             seconds=RETRY_BACKOFF * (2 ** (attempts - 2) if attempts > 1 else 0)
         )
     return {"error_class": str(ErrorClass.TRANSIENT), "attempts": attempts, "retry_at": retry_at}
+
+
+def _facet_columns(processor: str, outcome: Outcome) -> dict[str, Any]:
+    """What statistics count of a result (:func:`mediamill.facets.facets_of`), kept beside it."""
+    if outcome.status is not Status.OK:
+        return {"facets": None, "media_seconds": None}
+    facets, seconds = facets_of(processor, outcome.data)
+    return {"facets": facets, "media_seconds": seconds}
 
 
 class Catalog:
@@ -1072,6 +1081,7 @@ class Catalog:
                     "job_id": job_id,
                     "updated_at": now,
                     **_retry_columns(o, before.get(o.item_id, 0), now),
+                    **_facet_columns(processor, o),
                 }
                 for o in written
             ]
@@ -1147,6 +1157,8 @@ class Catalog:
                     "error_class",
                     "attempts",
                     "retry_at",
+                    "facets",
+                    "media_seconds",
                 )
             },
         )

@@ -105,6 +105,9 @@ class Result(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "processor", name="uq_results_item_processor"),
         Index("ix_results_job_status", "job_id", "status"),
+        # library statistics read only this index: one pass in (processor, status, facets)
+        # order, never the results' JSON
+        Index("ix_results_facets", "processor", "status", "facets", "media_seconds", "item_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -124,6 +127,10 @@ class Result(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: when a transient failure is due again (``None``: not retried by a plain run)
     retry_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: what statistics count of ``data`` (``mediamill.facets``: container, streams, key, ...),
+    #: as compact JSON, and the media's duration; ``None`` for results they do not count
+    facets: Mapped[str | None] = mapped_column(Text, default=None)
+    media_seconds: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Claim(Base):
