@@ -1,6 +1,15 @@
-"""What ``run --dry-run`` on a folder would do, worked out without writing anything: the
-folder is walked and compared with the catalog (read only), and the items a job would
-process are listed. No library, item, result or job is added or changed."""
+"""What a dry run would do, worked out without changing the catalog: no library, item,
+result or job is added or changed, whichever way it is asked for (``mediamill run
+--dry-run``, ``POST /api/jobs`` with ``"dry_run": true``, ``mediamill.run`` with the option).
+
+A processor that only lists what it would process, on a folder, needs no job at all: the
+folder is walked and compared with the catalog, read only (:func:`plan_folder`). Anything
+else (a source to read, a processor that plans its changes, such as strm or comic) runs for
+real against a scratch copy of the library (``ops.dry_run`` with :func:`copy_library`): a
+throwaway SQLite catalog holding the library, its items and the processor's results, so the
+source is synced, the job made and run, and the processor asked what it would do, exactly
+as a run would; then the copy is deleted. The files are never touched: the processors
+honour ``dry_run``."""
 
 from __future__ import annotations
 
@@ -8,12 +17,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Table, insert, select
+
 from mediamill.catalog.db import Catalog, Selection
+from mediamill.catalog.models import Item, Library, Result
+from mediamill.core import ItemRef, Outcome
+from mediamill.engine.progress import Hook
 from mediamill.processors import base as registry
 from mediamill.sources.folder import detect_kind
 from mediamill.walk import walk
 
 SAMPLE = 50
+#: rows copied into a dry run's scratch catalog at a time
+COPY_BATCH = 5000
 
 
 @dataclass(slots=True)
@@ -40,6 +56,14 @@ class Plan:
             "would_process": self.would_process,
             "sample": self.sample,
             "problems": [{"path": p, "cause": c} for p, c in self.problems[:SAMPLE]],
+            "scan": {
+                "found": self.found,
+                "new": self.new,
+                "changed": self.changed,
+                "missing": self.missing,
+            },
+            "actions": {},
+            "plans": [],
         }
 
 
@@ -91,3 +115,47 @@ def plan_folder(
     plan.would_process = len(to_process)
     plan.sample = sorted(to_process)[:SAMPLE]
     return plan
+
+
+def lists_only(processor: str) -> bool:
+    """Whether a dry run of ``processor`` only lists the items it would process (it cannot
+    describe its changes, unlike strm or comic)."""
+    return not registry.get(processor).dry_run_processes
+
+
+class Plans(Hook):
+    """What the processor said it would do, item by item (its ``data["plan"]`` or action)."""
+
+    def __init__(self) -> None:
+        self.plans: list[str] = []
+
+    def on_outcome(self, item: ItemRef, outcome: Outcome) -> None:
+        data = outcome.data or {}
+        plan = data.get("plan") or data.get("action")
+        if plan and plan != "unchanged" and len(self.plans) < SAMPLE:
+            self.plans.append(f"{item.path}: {plan}")
+        elif outcome.error and len(self.plans) < SAMPLE:
+            self.plans.append(f"{item.path}: would fail: {outcome.error}")
+
+
+def copy_library(source: Catalog, scratch: Catalog, library_id: int, processor: str) -> None:
+    """The library, its items and ``processor``'s results on them, ids kept, into the empty
+    catalog ``scratch``: what a job decides from (which items are due, a source's digest)."""
+    libraries: Table = Library.__table__  # type: ignore[assignment]
+    items: Table = Item.__table__  # type: ignore[assignment]
+    results: Table = Result.__table__  # type: ignore[assignment]
+    queries = (
+        (libraries, select(libraries).where(libraries.c.id == library_id)),
+        (items, select(items).where(items.c.library_id == library_id)),
+        (
+            results,
+            select(results)
+            .join(items, items.c.id == results.c.item_id)
+            .where(items.c.library_id == library_id, results.c.processor == processor),
+        ),
+    )
+    with source.engine.connect() as read, scratch.engine.begin() as write:
+        for table, query in queries:
+            rows = read.execute(query.execution_options(yield_per=COPY_BATCH)).mappings()
+            for part in rows.partitions(COPY_BATCH):
+                write.execute(insert(table), [dict(row) for row in part])

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from mediamill import dryrun
 from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.catalog.models import Job, utcnow
 from mediamill.engine import runner as engine
@@ -265,6 +268,137 @@ def run_job(
     return manager.get_job(catalog, job_id)
 
 
+def plan(
+    catalog: Catalog,
+    processor: str,
+    target: str,
+    *,
+    options: Mapping[str, Any],
+    library: LibraryRef | None = None,
+    selection: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    hooks: Sequence[Hook] = (),
+    secrets: Any = None,
+) -> dict[str, Any]:
+    """What a run would do, the catalog only read: a folder and a processor that only lists
+    its items are compared read only (``dryrun.plan_folder``); anything else runs on a
+    scratch copy (:func:`dry_run`). Both answers have ``dry_run``, ``library``,
+    ``new_library``, ``scan``, ``would_process``, ``sample``, ``actions`` and ``plans``."""
+    selection = dict(selection or {})
+    if library is not None:
+        folder = library.root if library.kind == "folder" else None
+    else:
+        folder = None if is_source(target) else target
+    if (
+        dryrun.lists_only(processor)
+        and folder is not None
+        and os.path.isdir(folder)
+        and set(selection) <= {"only"}
+        and selection.get("only") in (None, "failed")
+    ):
+        return dryrun.plan_folder(
+            catalog,
+            folder,
+            processor,
+            force=bool(options.get("force")),
+            failed_only=selection.get("only") == "failed",
+            limit=options.get("limit"),
+        ).as_dict()
+    return dry_run(
+        catalog,
+        processor,
+        target,
+        options=options,
+        library=library,
+        selection=selection,
+        settings=settings,
+        hooks=hooks,
+        secrets=secrets,
+    )
+
+
+def dry_run(
+    catalog: Catalog,
+    processor: str,
+    target: str,
+    *,
+    options: Mapping[str, Any],
+    library: LibraryRef | None = None,
+    selection: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+    hooks: Sequence[Hook] = (),
+    secrets: Any = None,
+) -> dict[str, Any]:
+    """Run ``processor`` on ``target`` (a folder, a source spec or a library name) against a
+    scratch copy of its library, and say what the run would do; ``catalog`` is only read.
+
+    ``library``: the library, when the caller has it (the API). The answer has the scan's
+    counts (``scan``), the items the job would process (``would_process``, ``sample``), the
+    actions the processor reported (``actions``: ``would_create`` ...), its plan lines
+    (``plans``), and the scratch job's status, counters and ``summary``."""
+    library = library or find_library(catalog, target, options)
+    options = {**options, "dry_run": True}
+    with tempfile.TemporaryDirectory(prefix="mediamill-dry-run-") as scratch_dir:
+        scratch = Catalog.open(f"sqlite:///{Path(scratch_dir) / 'catalog.db'}")
+        try:
+            if library is not None:
+                dryrun.copy_library(catalog, scratch, library.id, registry.get(processor).name)
+            lib = resolve_library(
+                scratch, library.name if library else target, source_options=options
+            )
+            spec = target if is_source(target) else None
+            full = bool(options.get("force"))
+            scan = refresh_library(scratch, lib, source_options=options, spec=spec, full=full)
+            job_id, _ = prepare_job(
+                scratch,
+                processor,
+                lib,
+                options=job_options(options, processor),
+                selection=selection,
+                settings=settings,
+                resume=False,
+            )
+            plans = dryrun.Plans()
+            job = run_job(
+                scratch, job_id, settings=settings, hooks=[*hooks, plans], secrets=secrets
+            )
+        finally:
+            scratch.close()
+    summary = dict(job.get("summary") or {})
+    done = int(job["processed_items"]) - int(summary.get("fresh_skipped", 0))
+    counters = ("total_items", "processed_items", "succeeded", "failed", "skipped")
+    return {
+        "dry_run": True,
+        "library": lib.name,
+        "new_library": library is None,
+        "processor": processor,
+        "scan": scan,
+        "would_process": int(summary.get("would_process", done)),
+        "sample": summary.get("sample", []),
+        "actions": summary.get("actions", {}),
+        "plans": plans.plans,
+        "status": job["status"],
+        "error": job.get("error"),
+        **{k: job[k] for k in counters},
+        "summary": summary,
+    }
+
+
+def find_library(
+    catalog: Catalog, target: str, source_options: Mapping[str, Any] | None = None
+) -> LibraryRef | None:
+    """The library a run on ``target`` would use, ``None`` when it would add one; read only.
+    A name that is neither a folder, a source nor a library is a :class:`TargetError`."""
+    if is_source(target):
+        return catalog.library_by_root(_open_source(target, source_options).name)
+    if os.path.isdir(target):
+        return catalog.library_by_root(os.path.abspath(target))
+    found = catalog.library_by_name(target)
+    if found is None:
+        raise TargetError(f"{target}: no such folder, source or library")
+    return found
+
+
 def run(
     processor: str,
     target: str,
@@ -273,10 +407,24 @@ def run(
     options: Mapping[str, Any] | None = None,
     hooks: Sequence[Hook] = (),
 ) -> dict[str, Any]:
-    """Scan ``target`` and run ``processor`` over it: the Python twin of ``mediamill run``."""
+    """Scan ``target`` and run ``processor`` over it: the Python twin of ``mediamill run``.
+    With option ``dry_run``, nothing is changed, the catalog included: the answer says what
+    the run would do (:func:`plan`) instead of being a job's status."""
     settings = load(db=db)
     catalog = Catalog.open(settings.db_url())
     try:
+        if (options or {}).get("dry_run"):
+            secrets = job_secrets(processor, options or {})
+            kept = dict(options or {})
+            return plan(
+                catalog,
+                processor,
+                target,
+                options=kept,
+                settings=settings,
+                hooks=hooks,
+                secrets=secrets,
+            )
         library = resolve_library(catalog, target, source_options=options)
         refresh_library(catalog, library, source_options=options, spec=target)
         kept = job_options(options or {}, processor)
@@ -291,6 +439,8 @@ __all__ = [
     "JobStatus",
     "TargetError",
     "create_job",
+    "dry_run",
+    "plan",
     "prepare_job",
     "refresh_library",
     "resolve_library",

@@ -219,7 +219,7 @@ def test_dry_run_on_a_fresh_output_folder_creates_nothing(
     """`--dry-run` says how many entries it would export and creates no file or folder."""
     out = tmp_path / "library"
     printed = export(tmp_path, provider.xtream_spec, out, "--dry-run")
-    assert f"Would process {ENTRIES} item(s)" in printed
+    assert f"Would run strm on {ENTRIES} item(s)" in printed
     assert not out.exists()
     assert_nothing_outside(tmp_path, out, allowed=set())
 

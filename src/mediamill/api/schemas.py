@@ -234,6 +234,31 @@ class UndoneOut(BaseModel):
     error: str | None = None
 
 
+class DryRunOut(BaseModel):
+    """What a job would do (``POST /api/jobs`` with ``options.dry_run``): no job was made and
+    nothing changed, the catalog included. ``scan``: what reading the library would find
+    (new, changed, missing); ``would_process``: the items the job would run on, ``sample``
+    the first of them (processors that only list), ``plans`` what the processor says it
+    would do to each (strm, comic: ``would_create``, a new name...) and ``actions`` those
+    counted; ``status``, ``failed`` and ``summary``: how the job would end."""
+
+    dry_run: Literal[True] = True
+    library: str
+    new_library: bool
+    processor: str | None = None
+    scan: dict[str, Any]
+    would_process: int
+    sample: list[str]
+    actions: dict[str, int]
+    plans: list[str]
+    problems: list[dict[str, str]] = Field(default_factory=list)
+    status: str | None = None
+    error: str | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    summary: dict[str, Any] | None = None
+
+
 class UndoOut(BaseModel):
     job_id: str
     dry_run: bool

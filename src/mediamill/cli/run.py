@@ -134,10 +134,15 @@ def run(
     }
     options = {k: v for k, v in options.items() if v is not None}
     say = err_console if as_json else console  # with --json, stdout is the JSON alone
-    # a processor that describes its own changes (strm, comic) plans them in its dry run
-    lists_only = not registry.get(processor).dry_run_processes
-    if dry_run and lists_only and not ops.is_source(target) and os.path.isdir(target):
-        _dry_run(catalog, target, processor, force, failed_only, limit, as_json)
+    if dry_run:
+        # a processor that describes its own changes (strm, comic), or a source to read,
+        # runs on a scratch copy of the library; the rest only lists the items, read only
+        from mediamill.dryrun import lists_only
+
+        if lists_only(processor) and not ops.is_source(target) and os.path.isdir(target):
+            _dry_run(catalog, target, processor, force, failed_only, limit, as_json)
+        else:
+            _dry_run_copy(catalog, processor, target, options, failed_only, quiet, as_json)
         return
     try:
         ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
@@ -238,6 +243,56 @@ def _dry_run(
         console.print(Text(f"  … and {plan.would_process - 20} more"))
 
 
+def _dry_run_copy(
+    catalog: Any,
+    processor: str,
+    target: str,
+    options: dict[str, Any],
+    failed_only: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """A dry run that reads a source or asks the processor what it would change: on a
+    scratch copy of the library (``ops.dry_run``); the catalog is only read."""
+    hook = RichProgressHook(f"{processor} (dry run)", quiet=quiet or as_json)
+    try:
+        ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
+        with err_console.status(f"Reading {target} (dry run) …", spinner="dots"):
+            library = ops.find_library(catalog, target, options)
+        plan = ops.dry_run(
+            catalog,
+            processor,
+            target,
+            options=options,
+            library=library,
+            selection={"only": "failed"} if failed_only else {},
+            hooks=[hook],
+            secrets=ops.job_secrets(processor, options),
+        )
+    except Exception as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(plan, default=str))
+        return
+    where = "a new library" if plan["new_library"] else "the catalog"
+    console.print(Text(f"Dry run: nothing was changed. {plan['library']} ({where}):"))
+    console.print(_scan_line(plan["library"], plan["scan"]))
+    line = f"Would run {processor} on {plan['would_process']} item(s)"
+    if plan["failed"]:
+        line += f", {plan['failed']} of which would fail"
+    console.print(Text(line + "."))
+    for path in plan["sample"][:20]:
+        console.print(Text(f"  {path}"))
+    for text in plan["plans"][:20] or hook.plans[:20]:
+        console.print(Text(f"  {text}"), soft_wrap=True)
+    if plan["actions"]:
+        console.print(Text("  " + ", ".join(f"{n} {a}" for a, n in plan["actions"].items())))
+    if plan.get("error"):
+        err_console.print(Text(f"the run would fail: {plan['error']}"))
+    for text in finish_lines(plan["summary"].get("finish") or {}):
+        console.print(Text(text))
+
+
 def _scan_progress(spinner: Status, doing: str) -> Callable[[ScanReport], None]:
     """Counts on the spinner while a big folder is walked (minutes on a slow NAS)."""
 
@@ -271,17 +326,6 @@ def _still_failed(catalog: Any, job: dict[str, Any], processor: str, library_id:
 
 def _print_outcome(job: dict[str, Any], hook: RichProgressHook, still_failed: int = 0) -> None:
     summary = job.get("summary") or {}
-    if summary.get("dry_run"):
-        console.print(
-            f"[bold]Dry run[/]: nothing was changed. Would process "
-            f"{summary.get('would_process', job['processed_items'])} item(s)."
-        )
-        for path in summary.get("sample", [])[:20]:
-            console.print(f"  {path}", markup=False, highlight=False)
-        for line in hook.plans:
-            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
-        if summary.get("actions"):
-            console.print("  " + ", ".join(f"{n} {a}" for a, n in summary["actions"].items()))
     line = (
         f"[bold]{job['status']}[/]: {job['processed_items']}/{job['total_items']} items, "
         f"[green]{job['succeeded']} ok[/], [red]{job['failed']} failed[/], "

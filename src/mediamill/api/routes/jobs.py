@@ -6,17 +6,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from mediamill import ops
 from mediamill.api.deps import CatalogDep, ReadAuth, SettingsDep, WriteAuth
 from mediamill.api.paths import ForbiddenPath, UnsafePath, check_job_paths, check_relative
 from mediamill.api.routes.libraries import allowed_or_403, library_or_404
-from mediamill.api.schemas import ERRORS, ItemList, JobIn, JobList, JobOut, UndoOut
+from mediamill.api.schemas import ERRORS, DryRunOut, ItemList, JobIn, JobList, JobOut, UndoOut
 from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.jobs import manager
 from mediamill.processors import base as registry
 from mediamill.processors.base import Processor
-from mediamill.settings import data_dir
+from mediamill.settings import Settings, data_dir
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -32,11 +33,27 @@ def _job_or_404(catalog: Catalog, job_id: str) -> dict[str, Any]:
         raise HTTPException(404, detail=f"no job {job_id}") from exc
 
 
-@router.post("", status_code=201, response_model=JobOut, dependencies=[WriteAuth])
-async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) -> dict[str, Any]:
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    dependencies=[WriteAuth],
+    responses={
+        200: {
+            "model": DryRunOut,
+            "description": "A dry run (``options.dry_run``): what the job would do. No job "
+            "is made and nothing is changed, the catalog included.",
+        }
+    },
+)
+async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) -> Any:
     """Queue a job; a folder library is scanned first (incrementally). The library, and the
     files and folders the options name (``output``, ``report``, ``model_path``), must lie
-    under the server's ``allowed_roots`` (403); a report goes to the data dir or the output."""
+    under the server's ``allowed_roots`` (403); a report goes to the data dir or the output.
+
+    With ``options.dry_run`` nothing is queued: the answer (200, :class:`DryRunOut`) says
+    what the job would do, worked out on a scratch copy of the library, and may take as long
+    as reading the library does (a source is read from its provider)."""
     module_allowed_or_403(body.processor, settings.allowed_processor_modules)
     try:
         proc_cls = registry.get(body.processor)
@@ -63,6 +80,11 @@ async def create_job(body: JobIn, catalog: CatalogDep, settings: SettingsDep) ->
         selection["paths"] = await run_in_threadpool(_checked_paths, lib, body.items)
     if body.filter:
         selection["only"] = body.filter
+    if options.get("dry_run"):
+        plan = await run_in_threadpool(
+            _plan, catalog, proc_cls.name, lib, selection, options, settings
+        )
+        return JSONResponse(DryRunOut.model_validate(plan).model_dump(mode="json"))
     try:
         await run_in_threadpool(ops.refresh_library, catalog, lib)
     except Exception as exc:
@@ -83,6 +105,28 @@ def module_allowed_or_403(processor: str, allowed: list[str]) -> None:
             detail=f"processor module {module!r} is not allowed on this server "
             "(setting allowed_processor_modules)",
         )
+
+
+def _plan(
+    catalog: Catalog,
+    processor: str,
+    lib: LibraryRef,
+    selection: dict[str, Any],
+    options: dict[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    try:
+        return ops.plan(
+            catalog,
+            processor,
+            lib.name,
+            options=options,
+            library=lib,
+            selection=selection,
+            settings=settings,
+        )
+    except Exception as exc:
+        raise HTTPException(422, detail=f"dry run failed: {exc}") from exc
 
 
 def _checked_paths(lib: LibraryRef, items: list[str]) -> list[str]:

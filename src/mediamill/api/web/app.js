@@ -965,8 +965,9 @@ async function startJob(kind) {
   for (const b of buttons) b.disabled = true;
   setMessage(msg, "Starting…");
   try {
-    await launchJob(body);
-    setMessage(msg, `Started ${processor} on ${what} of “${body.library}”.`, "ok");
+    const answer = await launchJob(body);
+    if (answer?.dry_run) setMessage(msg, dryRunText(answer), "ok");
+    else setMessage(msg, `Started ${processor} on ${what} of “${body.library}”.`, "ok");
     if (kind === "selected") clearSelection();
   } catch (error) {
     reportError(error, msg);
@@ -976,7 +977,23 @@ async function startJob(kind) {
   }
 }
 
+// a dry run made no job and changed nothing: say so, and what the job would do
+function dryRunText(plan) {
+  const n = plan.would_process;
+  let head = `Dry run of ${plan.processor ?? "the job"} on “${plan.library}”: nothing was changed. `
+    + `Would process ${formatCount(n)} item${n === 1 ? "" : "s"}`;
+  if (plan.failed) head += `, ${formatCount(plan.failed)} of which would fail`;
+  const lines = [`${head}.`];
+  const actions = Object.entries(plan.actions || {}).map(([a, k]) => `${formatCount(k)} ${a}`);
+  if (actions.length) lines.push(actions.join(", "));
+  const detail = plan.plans?.length ? plan.plans : plan.sample || [];
+  lines.push(...detail.slice(0, 10));
+  if (detail.length > 10) lines.push(`… and ${formatCount(n - 10)} more`);
+  return lines.join("\n");
+}
+
 // start a job, show it at once and bring it into view, marked as the one just started
+// (a dry run answers with what it would do instead: no job is made)
 async function launchJob(body) {
   const job = await api("POST", "/api/jobs", body);
   if (job?.job_id) {
