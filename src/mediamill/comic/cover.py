@@ -35,6 +35,9 @@ def thumbnail(path: Path, size: int = 240) -> bytes:
     """The cover of the comic at ``path``, at most ``size`` pixels on its longer side."""
     from PIL import Image, UnidentifiedImageError
 
+    from mediamill.libtiff import route_messages
+
+    route_messages()  # a TIFF page's libtiff messages go to the log, not the terminal
     size = max(16, min(size, MAX_SIZE))
     with arc.ComicArchive(path) as archive:
         data = archive.read(cover_page(archive))

@@ -38,6 +38,9 @@ def probe_photo(path: Path, size: int, head: bytes) -> dict[str, Any]:
     """The probe's result for a photo; ``head`` is the file's first bytes (its format)."""
     from PIL import Image, UnidentifiedImageError
 
+    from mediamill.libtiff import route_messages
+
+    route_messages()  # libtiff's messages on odd TIFFs go to the log, not the terminal
     brand = head[8:12] if head[4:8] == b"ftyp" else b""
     formats = None
     if brand in HEIF_BRANDS:
