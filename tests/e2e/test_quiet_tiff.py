@@ -48,9 +48,7 @@ def tiff_with_unsorted_tags(path: Path) -> None:
 def corrupt_lzw_tiff() -> bytes:
     """An LZW TIFF whose compressed pixels are garbage: libtiff fails while decoding."""
     buffer = io.BytesIO()
-    Image.effect_noise((128, 128), 64).convert("RGB").save(
-        buffer, "TIFF", compression="tiff_lzw"
-    )
+    Image.effect_noise((128, 128), 64).convert("RGB").save(buffer, "TIFF", compression="tiff_lzw")
     data = bytearray(buffer.getvalue())
     data[200:2000] = b"\xff" * 1800
     return bytes(data)
