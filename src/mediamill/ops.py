@@ -341,11 +341,11 @@ def dry_run(
     with tempfile.TemporaryDirectory(prefix="mediamill-dry-run-") as scratch_dir:
         scratch = Catalog.open(f"sqlite:///{Path(scratch_dir) / 'catalog.db'}")
         try:
-            if library is not None:
+            if library is not None:  # ids kept: the same reference names the copy
                 dryrun.copy_library(catalog, scratch, library.id, registry.get(processor).name)
-            lib = resolve_library(
-                scratch, library.name if library else target, source_options=options
-            )
+                lib = library
+            else:
+                lib = resolve_library(scratch, target, source_options=options)
             spec = target if is_source(target) else None
             full = bool(options.get("force"))
             scan = refresh_library(scratch, lib, source_options=options, spec=spec, full=full)
