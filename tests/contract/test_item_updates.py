@@ -10,6 +10,7 @@ import pytest
 
 from mediamill import ops
 from mediamill.catalog.db import Catalog
+from mediamill.core import ItemUpdate, Outcome, Status
 from tests.conftest import make_files
 from tests.helpers.run import results, run_folder
 
@@ -156,3 +157,37 @@ def test_a_rename_onto_another_present_item_fails_that_item_and_the_job_goes_on(
     assert after["a.bin"] == before["a.bin"]
     assert after["d.bin"] == before["d.bin"]
     assert after["b2.bin"] == before["sub/b.bin"], "the other items' moves are recorded"
+
+
+def test_moves_written_together_are_recorded_as_if_one_after_the_other(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """The writer records a batch's moves at once; when two of them want the same path, or
+    one wants the path another item holds, the order of the batch decides as it would one
+    move at a time: the first to take a name keeps it, a move onto a present item fails."""
+    root = tmp_path / "lib"
+    make_files(root, NAMES)
+    scan(catalog, root)
+    ids = item_ids(catalog, root)
+    a, b, c, d = (ids[n] for n in NAMES)
+
+    def write(moves: dict[int, str]) -> list[int]:
+        outcomes = [
+            Outcome(i, Status.OK, {}, None, 0.1, item_update=ItemUpdate(path=p, size=64))
+            for i, p in moves.items()
+        ]
+        return catalog.write_outcomes(
+            outcomes, processor="renamer", version="1", job_id=None, fingerprints={}
+        )
+
+    assert write({a: "a2.bin", b: "b2.bin"}) == [], "distinct free names: both recorded"
+    assert write({c: "same.bin", d: "same.bin"}) == [d], "the second onto the same name fails"
+    assert write({a: "d.bin", d: "d2.bin"}) == [a], "d.bin was still an item's when a moved"
+    assert write({d: "d3.bin", a: "same.bin"}) == [a], "same.bin is c's"
+    assert write({c: "c2.bin", a: "same.bin"}) == [], "c left same.bin before a took it"
+    assert item_ids(catalog, root) == {
+        "same.bin": a,
+        "b2.bin": b,
+        "c2.bin": c,
+        "d3.bin": d,
+    }

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -239,6 +240,46 @@ def _stored_path(path: str) -> tuple[str, bytes | None]:
         raw = os.fsencode(path)
         return raw.decode("utf-8", "backslashreplace"), raw
     return path, None
+
+
+def _item_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
+    """The rows (library, path, size, mtime, fingerprint) of these items, by id."""
+    rows = {}
+    for start in range(0, len(ids), 500):
+        found = conn.execute(
+            select(
+                Item.id, Item.library_id, Item.path, Item.size, Item.mtime_ns, Item.fingerprint
+            ).where(Item.id.in_(ids[start : start + 500]))
+        )
+        rows.update({row.id: row for row in found})
+    return rows
+
+
+def _paths_taken(conn: Connection, targets: Iterable[tuple[int, str]]) -> bool:
+    """Whether an item (present or missing) holds any of these (library, path)."""
+    by_library: dict[int, list[str]] = {}
+    for library_id, path in targets:
+        by_library.setdefault(library_id, []).append(path)
+    for library_id, paths in by_library.items():
+        for start in range(0, len(paths), 500):
+            query = select(Item.id).where(
+                Item.library_id == library_id, Item.path.in_(paths[start : start + 500])
+            )
+            if conn.execute(query.limit(1)).first() is not None:
+                return True
+    return False
+
+
+def _updated_fingerprint(row: Any, change: ItemUpdate) -> tuple[int, int, str]:
+    """(size, mtime, fingerprint) of an item after ``change``: the processor's fingerprint,
+    else one from the new size and mtime, else the old one."""
+    size = row.size if change.size is None else change.size
+    mtime_ns = row.mtime_ns if change.mtime_ns is None else change.mtime_ns
+    fingerprint = change.fingerprint
+    if fingerprint is None:
+        touched = change.size is not None or change.mtime_ns is not None
+        fingerprint = f"{size}:{mtime_ns}" if touched else row.fingerprint
+    return size, mtime_ns, fingerprint
 
 
 def _live_jobs() -> Any:
@@ -1055,10 +1096,16 @@ class Catalog:
         with self._write_lock, self.engine.begin() as conn:
             fps = dict(fingerprints)
             written = list(outcomes)
+            updates = {
+                o.item_id: o.item_update
+                for o in written
+                if o.item_update is not None and o.status is Status.OK
+            }
+            applied_all = self._apply_item_updates(conn, updates, now) if updates else {}
             for index, o in enumerate(written):
-                if o.item_update is None or o.status is not Status.OK:
+                if o.item_id not in applied_all:
                     continue
-                applied = self._apply_item_update(conn, o.item_id, o.item_update, now)
+                applied = applied_all[o.item_id]
                 if isinstance(applied, _Refused):
                     refused.append(o.item_id)
                     written[index] = Outcome(
@@ -1252,6 +1299,66 @@ class Catalog:
             )
         return [row for row in rows if row.id in mine]
 
+    def _apply_item_updates(
+        self, conn: Connection, updates: Mapping[int, ItemUpdate], now: datetime
+    ) -> dict[int, str | _Refused]:
+        """:meth:`_apply_item_update` for a batch's updates, in a few statements instead of
+        four an item (a comic job renames every file: they were a third of its CPU time).
+
+        The batch is written at once only when no new path is held by an item (present or
+        missing) and no two updates want the same path; otherwise each is applied in turn,
+        as before, and their order decides which move wins.
+        """
+        rows = _item_rows(conn, list(updates))
+        targets: set[tuple[int, str]] = set()
+        for item_id, change in updates.items():
+            row = rows.get(item_id)
+            if row is None:
+                return self._apply_each(conn, updates, now)
+            shown = row.path if change.path is None else _stored_path(change.path)[0]
+            if shown == row.path:
+                continue
+            if (row.library_id, shown) in targets:
+                return self._apply_each(conn, updates, now)
+            targets.add((row.library_id, shown))
+        if _paths_taken(conn, targets):
+            return self._apply_each(conn, updates, now)
+        applied: dict[int, str | _Refused] = {}
+        moved, kept = [], []
+        for item_id, change in updates.items():
+            row = rows[item_id]
+            size, mtime_ns, fingerprint = _updated_fingerprint(row, change)
+            values = {"b_id": item_id, "b_size": size, "b_mtime": mtime_ns, "b_fp": fingerprint}
+            applied[item_id] = fingerprint
+            shown, raw = (row.path, None) if change.path is None else _stored_path(change.path)
+            if shown != row.path:
+                moved.append({**values, "b_path": shown, "b_path_bytes": raw})
+            else:
+                kept.append(values)
+        common: dict[Any, Any] = {
+            Item.last_changed: now,
+            Item.size: bindparam("b_size"),
+            Item.mtime_ns: bindparam("b_mtime"),
+            Item.fingerprint: bindparam("b_fp"),
+        }
+        by_id = update(Item).where(Item.id == bindparam("b_id"))
+        if kept:
+            conn.execute(by_id.values(common), kept)
+        if moved:
+            paths: dict[Any, Any] = {
+                Item.path: bindparam("b_path"),
+                Item.path_bytes: bindparam("b_path_bytes"),
+            }
+            conn.execute(by_id.values({**common, **paths}), moved)
+        for library_id in sorted({row.library_id for row in rows.values()}):
+            conn.execute(update(Library).where(Library.id == library_id).values(source_digest=None))
+        return applied
+
+    def _apply_each(
+        self, conn: Connection, updates: Mapping[int, ItemUpdate], now: datetime
+    ) -> dict[int, str | _Refused]:
+        return {i: self._apply_item_update(conn, i, change, now) for i, change in updates.items()}
+
     def _apply_item_update(
         self, conn: Connection, item_id: int, change: ItemUpdate, now: datetime
     ) -> str | _Refused:
@@ -1290,12 +1397,7 @@ class Catalog:
                     conn.execute(delete(Result).where(Result.item_id == holder.id))
                     conn.execute(delete(Item).where(Item.id == holder.id))
                 values.update(path=shown, path_bytes=raw)
-        size = row.size if change.size is None else change.size
-        mtime_ns = row.mtime_ns if change.mtime_ns is None else change.mtime_ns
-        fingerprint = change.fingerprint
-        if fingerprint is None:
-            touched = change.size is not None or change.mtime_ns is not None
-            fingerprint = f"{size}:{mtime_ns}" if touched else row.fingerprint
+        size, mtime_ns, fingerprint = _updated_fingerprint(row, change)
         values.update(size=size, mtime_ns=mtime_ns, fingerprint=fingerprint)
         conn.execute(update(Item).where(Item.id == item_id).values(**values))
         conn.execute(update(Library).where(Library.id == row.library_id).values(source_digest=None))
