@@ -11,6 +11,7 @@ their headers, rather than with libarchive's decoder errors.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 import zipfile
@@ -51,6 +52,11 @@ def sniff(path: Path) -> str:
             head = fh.read(512)
     except OSError as exc:
         raise ArchiveError(f"cannot read the file: {exc.strerror or exc}") from None
+    return _sniff_head(head)
+
+
+def _sniff_head(head: bytes) -> str:
+    """The format of an archive whose first 512 bytes are ``head``."""
     if not head:
         raise ArchiveError("empty file (0 bytes): not a comic archive")
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -87,22 +93,43 @@ class ComicArchive:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.format = sniff(self.path)
-        if self.format == "rar":
-            check_rar(self.path)
         self._zip: zipfile.ZipFile | None = None
-        if self.format == "zip":
-            try:
-                self._zip = zipfile.ZipFile(self.path)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise ArchiveError(f"damaged zip archive ({exc})") from None
-            if any(info.flag_bits & 0x1 for info in self._zip.infolist()):
-                self._zip.close()
-                raise ArchiveError("encrypted zip archive: it cannot be read without its password")
+        # one open file for the sniff and the zip reader (a retag opens archives three times)
+        self._fh: BinaryIO | None = None
+        try:
+            self._fh = open(self.path, "rb")  # noqa: SIM115 (kept open for the zip reader)
+            head = self._fh.read(512)
+        except OSError as exc:
+            self.close()
+            raise ArchiveError(f"cannot read the file: {exc.strerror or exc}") from None
+        try:
+            self.format = _sniff_head(head)
+            if self.format == "zip":
+                self._open_zip()
+            else:
+                self.close()  # libarchive opens the other formats by their path
+                if self.format == "rar":
+                    check_rar(self.path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_zip(self) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.seek(0)
+            self._zip = zipfile.ZipFile(self._fh)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ArchiveError(f"damaged zip archive ({exc})") from None
+        if any(info.flag_bits & 0x1 for info in self._zip.infolist()):
+            raise ArchiveError("encrypted zip archive: it cannot be read without its password")
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def __enter__(self) -> ComicArchive:
         return self
@@ -119,6 +146,10 @@ class ComicArchive:
     def pages(self) -> list[str]:
         """Image members in reading order."""
         return sorted((n for n in self.names() if is_page(n)), key=natural_key)
+
+    def page_count(self) -> int:
+        """How many image members there are (:meth:`pages` without the sort)."""
+        return sum(1 for n in self.names() if is_page(n))
 
     def comicinfo(self) -> bytes | None:
         """The raw ComicInfo.xml at the archive's root, or ``None``."""
@@ -361,27 +392,24 @@ def _copy_prefix(src: BinaryIO, out: BinaryIO, length: int) -> None:
     _copy_range(src, out, length - done)
 
 
+#: what a member's central directory entry must keep when its bytes are copied as they are
+_LISTED = operator.attrgetter(
+    "filename", "header_offset", "CRC", "compress_size", "file_size", "compress_type"
+)
+
+
 def verify_prefix(original: ComicArchive, written: Path, prefix: int, comicinfo: bytes) -> None:
     """Check a zip made by :func:`append_comicinfo`: it opens, lists exactly the original's
     members (same offsets, sizes and CRCs) plus ``comicinfo``, its first ``prefix`` bytes
     (every member's stored bytes) are the original's byte for byte, and its ComicInfo.xml
     reads back as ``comicinfo``. Raises :class:`ArchiveError` otherwise."""
     assert original._zip is not None
-    fields = ("filename", "header_offset", "CRC", "compress_size", "file_size", "compress_type")
     with ComicArchive(written) as archive:
         assert archive._zip is not None
         if archive.comicinfo() != comicinfo:
             raise ArchiveError("verification failed: ComicInfo.xml differs from what was written")
-        got = [
-            tuple(getattr(i, f) for f in fields)
-            for i in archive._zip.infolist()
-            if not is_comicinfo(i.filename)
-        ]
-    want = [
-        tuple(getattr(i, f) for f in fields)
-        for i in original._zip.infolist()
-        if not is_comicinfo(i.filename)
-    ]
+        got = [_LISTED(i) for i in archive._zip.infolist() if not is_comicinfo(i.filename)]
+    want = [_LISTED(i) for i in original._zip.infolist() if not is_comicinfo(i.filename)]
     if got != want:
         raise ArchiveError("verification failed: the members differ from the original's")
     with open(original.path, "rb") as a, open(written, "rb") as b:

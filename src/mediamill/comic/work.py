@@ -10,6 +10,7 @@ so that it can be recorded and undone.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,13 +110,17 @@ class Plan:
         return self.blocked is None and (bool(self.changes) or self.write_format != self.format)
 
 
-def plan(root: Path, relpath: str, options: Options) -> Plan:
-    """Read the comic at ``root/relpath`` and work out what ``options`` would change."""
-    path = root / relpath
-    with arc.ComicArchive(path) as archive:
-        raw = archive.comicinfo()
-        pages = len(archive.pages())
-        fmt = archive.format
+def plan(
+    root: Path, relpath: str, options: Options, archive: arc.ComicArchive | None = None
+) -> Plan:
+    """Read the comic at ``root/relpath`` (``archive``: already open) and work out what
+    ``options`` would change."""
+    if archive is None:
+        with arc.ComicArchive(root / relpath) as opened:
+            return plan(root, relpath, options, opened)
+    raw = archive.comicinfo()
+    pages = archive.page_count()
+    fmt = archive.format
     before = ci.parse(raw) if raw is not None else None
     parsed = parse_path(relpath)
     after = before.copy() if before is not None else ci.ComicInfo()
@@ -212,8 +217,11 @@ class Applied:
     note: str | None = None
 
 
-def apply(root: Path, plan_: Plan, options: Options) -> Applied:
-    """Do what ``plan_`` says, safely; see the module docstring."""
+def apply(
+    root: Path, plan_: Plan, options: Options, archive: arc.ComicArchive | None = None
+) -> Applied:
+    """Do what ``plan_`` says, safely; see the module docstring. ``archive``: the comic,
+    already open (the one :func:`plan` read)."""
     path = root / plan_.relpath
     for stale in safe.stale_temps(path):
         stale.unlink(missing_ok=True)
@@ -222,7 +230,7 @@ def apply(root: Path, plan_: Plan, options: Options) -> Applied:
     actions = []
     if plan_.rewrite:
         after_raw = ci.to_xml(plan_.after)
-        current = _rewrite(root, plan_, after_raw)
+        current = _rewrite(root, plan_, after_raw, archive)
         actions.append("converted" if plan_.write_format != plan_.format else "tagged")
     note = None
     if plan_.new_relpath and plan_.new_relpath != current:
@@ -248,16 +256,19 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", "surrogateescape")
 
 
-def _rewrite(root: Path, plan_: Plan, comicinfo: bytes) -> str:
+def _rewrite(root: Path, plan_: Plan, comicinfo: bytes, archive: arc.ComicArchive | None) -> str:
     """Write the new archive next to the old one, verify it, swap it in; the new relpath."""
     path = root / plan_.relpath
+    if archive is None:
+        with arc.ComicArchive(path) as opened:
+            return _rewrite(root, plan_, comicinfo, opened)
     fmt = plan_.write_format or plan_.format
     if fmt == plan_.format:
-        rewrite_comicinfo(path, comicinfo)
+        rewrite_comicinfo(path, comicinfo, archive)
         return plan_.relpath
     new_rel = str(PurePosixPath(plan_.relpath).with_suffix(WRITABLE[fmt]))
-    with arc.ComicArchive(path) as source, safe.temp_file(path) as tmp:
-        members = _write(source, tmp, fmt, comicinfo)
+    with safe.temp_file(path) as tmp:
+        members = _write(archive, tmp, fmt, comicinfo)
         safe.fsync_path(tmp)
         arc.verify(members, tmp, comicinfo)
         try:
@@ -269,31 +280,37 @@ def _rewrite(root: Path, plan_: Plan, comicinfo: bytes) -> str:
     return new_rel
 
 
-def rewrite_comicinfo(path: Path, comicinfo: bytes | None) -> os.stat_result:
-    """Give the archive at ``path`` this ComicInfo.xml (``None``: none), in its own format,
-    through a verified temp file and an atomic replace; returns the new file's stat."""
-    with arc.ComicArchive(path) as source:
-        if source.format not in WRITABLE:
-            raise ComicError(f"{source.format.upper()} archives are never written")
-        fmt = source.format
-        # the original's members, digested while they are copied (none on the fast path)
-        members: dict[str, arc.Member] = {}
-        prefix: list[int] = []
+def rewrite_comicinfo(
+    path: Path, comicinfo: bytes | None, archive: arc.ComicArchive | None = None
+) -> os.stat_result:
+    """Give the archive at ``path`` (``archive``: already open) this ComicInfo.xml (``None``:
+    none), in its own format, through a verified temp file and an atomic replace; returns
+    the new file's stat."""
+    if archive is None:
+        with arc.ComicArchive(path) as opened:
+            return rewrite_comicinfo(path, comicinfo, opened)
+    source = archive
+    if source.format not in WRITABLE:
+        raise ComicError(f"{source.format.upper()} archives are never written")
+    fmt = source.format
+    # the original's members, digested while they are copied (none on the fast path)
+    members: dict[str, arc.Member] = {}
+    prefix: list[int] = []
 
-        def write(tmp: Path) -> None:
-            fast = arc.append_comicinfo(source, tmp, comicinfo) if comicinfo else None
-            if fast is not None:
-                prefix.append(fast)
-            else:
-                members.update(_write(source, tmp, fmt, comicinfo))
+    def write(tmp: Path) -> None:
+        fast = arc.append_comicinfo(source, tmp, comicinfo) if comicinfo else None
+        if fast is not None:
+            prefix.append(fast)
+        else:
+            members.update(_write(source, tmp, fmt, comicinfo))
 
-        def check(tmp: Path) -> None:
-            if prefix and comicinfo:
-                arc.verify_prefix(source, tmp, prefix[0], comicinfo)
-            else:
-                arc.verify(members, tmp, comicinfo)
+    def check(tmp: Path) -> None:
+        if prefix and comicinfo:
+            arc.verify_prefix(source, tmp, prefix[0], comicinfo)
+        else:
+            arc.verify(members, tmp, comicinfo)
 
-        return safe.replace_with(path, write, check)
+    return safe.replace_with(path, write, check)
 
 
 def _write(
@@ -344,10 +361,16 @@ def _rename(
 def _inside(root: Path, relpath: str) -> Path:
     """``root/relpath``, refusing anything that would leave the library root."""
     target = (root / relpath).resolve()
-    base = root.resolve()
+    base = _resolved(root)
     if target != base and base not in target.parents:
         raise ComicError(f"{relpath} is outside the library root")
     return root / target.relative_to(base)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    """The library root with its links resolved (the same for every file of a job)."""
+    return root.resolve()
 
 
 def _same_pages(a: Path, b: Path) -> bool:

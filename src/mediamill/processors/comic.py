@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mediamill.comic import archive as arc
 from mediamill.comic import work as comic_work
 from mediamill.core import ItemRef, ItemUpdate, Processed, Work
 from mediamill.processors.base import Processor
@@ -74,13 +75,15 @@ class ComicProcessor(Processor):
             raise ValueError(f"{item.path} is not a file")
         root = _library_root(item)
         settings = self.settings_for(root)
-        plan = comic_work.plan(root, item.path, settings)
-        data = comic_work.describe(plan)
-        if self.dry_run:
-            data["action"] = _planned_action(plan)
-            data["plan"] = _plan_line(plan, data["action"])
-            return data
-        applied = comic_work.apply(root, plan, settings)
+        # opened once: the plan reads it, a rewrite copies from it
+        with arc.ComicArchive(Path(item.abspath)) as archive:
+            plan = comic_work.plan(root, item.path, settings, archive)
+            data = comic_work.describe(plan)
+            if self.dry_run:
+                data["action"] = _planned_action(plan)
+                data["plan"] = _plan_line(plan, data["action"])
+                return data
+            applied = comic_work.apply(root, plan, settings, archive)
         data["action"] = (
             "read-only" if plan.blocked and applied.action == "unchanged" else applied.action
         )
