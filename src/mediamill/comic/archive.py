@@ -84,8 +84,11 @@ def is_page(name: str) -> bool:
     return base.rpartition(".")[2].lower() in IMAGE_SUFFIXES
 
 
+_COMICINFO_LOWER = COMICINFO.lower()
+
+
 def is_comicinfo(name: str) -> bool:
-    return name.lower() == COMICINFO.lower()
+    return len(name) == len(_COMICINFO_LOWER) and name.lower() == _COMICINFO_LOWER
 
 
 class ComicArchive:
@@ -367,11 +370,10 @@ def append_comicinfo(source: ComicArchive, dest: Path, comicinfo: bytes) -> int 
     with open(source.path, "rb") as src, open(dest, "wb") as out:
         _copy_prefix(src, out, prefix)
         with zipfile.ZipFile(out, "w") as zout:
-            for info in kept:
-                copied = _copy_info(info)
-                copied.header_offset = info.header_offset
-                zout.filelist.append(copied)
-                zout.NameToInfo[copied.filename] = copied
+            # the members stay where they were: the original's entries are listed as they
+            # are (zipfile's writer only reads an entry to write the central directory)
+            zout.filelist.extend(kept)
+            zout.NameToInfo.update((info.filename, info) for info in kept)
             zout.writestr(_zip_info(COMICINFO, zipfile.ZIP_DEFLATED), comicinfo)
     return prefix
 

@@ -49,15 +49,26 @@ def stale_temps(final: Path) -> list[Path]:
     return [final.parent / n for n in names if n.startswith(prefix) and n.endswith(TEMP_SUFFIX)]
 
 
+#: what ``fsync`` answers on a file system that cannot flush (some FUSE, SMB mounts)
+_CANNOT_FLUSH = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 def fsync_path(path: Path, *, directory: bool = False) -> None:
+    """Flush ``path`` to disk. A file system that cannot flush (or open a folder) is let be;
+    a flush that fails otherwise (``EIO``: the data may not be on the disk) raises, so that
+    the original is not replaced by it."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
     try:
         fd = os.open(path, flags)
     except OSError:
-        return  # some file systems (SMB, some FUSE) cannot open folders: nothing to flush
+        if directory:
+            return  # some file systems (SMB, some FUSE) cannot open folders: nothing to flush
+        raise
     try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_FLUSH:
+            raise
     finally:
         os.close(fd)
 
