@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mediamill.catalog.db import Catalog
 from mediamill.jobs import manager
 from mediamill.sources.folder import library_for_folder, scan_folder
+from mediamill.watch import queue
 from mediamill.watch.mounts import mount_of, polling_reason
 from mediamill.watch.queue import queue_processors
 from mediamill.watch.settle import Settler, common_folder
@@ -88,6 +91,21 @@ def test_changes_join_the_queued_job_of_their_library_and_processor(
     assert queue_processors(catalog, library, ["probe"], item_ids=ids) == [job]
     [queued] = _queued(catalog)
     assert queued["selection"] == {"paths": ["a/1.mp3", "a/2.mp3", "b/3.mp3"]}
-    # catching up (every item not fresh) widens the queued job to the whole library
+    # catching up names every item not fresh: the one never processed joins the job
     assert queue_processors(catalog, library, ["probe"]) == [job]
-    assert _queued(catalog)[0]["selection"] == {}
+    assert _queued(catalog)[0]["selection"] == {
+        "paths": ["a/1.mp3", "a/2.mp3", "b/3.mp3", "old.mp3"]
+    }
+
+
+def test_catching_up_on_more_items_than_a_job_names_covers_the_whole_library(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "lib"
+    make_files(root, ["a.mp3", "b.mp3", "c.mp3"])
+    library = library_for_folder(catalog, root)
+    scan_folder(catalog, library)
+    monkeypatch.setattr(queue, "MAX_PATHS", 2)
+    [job] = queue_processors(catalog, library, ["probe"])
+    [queued] = _queued(catalog)
+    assert (queued["job_id"], queued["selection"]) == (job, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import islice
 
 from sqlalchemy import select, update
 
@@ -43,6 +44,8 @@ def queue_processors(
     A queued job of the same library and processor that has not started takes the new
     paths (a job that covers every item needs nothing), so a copy of thousands of files
     makes one job per processor, not thousands. Nothing is queued when nothing is pending.
+    Catching up names the pending items themselves when they are few (up to
+    :data:`MAX_PATHS`), so its job counts only them, not every fresh item as skipped.
     Returns the ids of the jobs that will do the work.
     """
     paths = None if item_ids is None else catalog.paths_of(list(item_ids))
@@ -57,11 +60,16 @@ def queue_processors(
             kinds=proc_cls.kinds,
             paths=None if paths is None else tuple(paths),
         )
-        if catalog.count_pending(sel, name, version) == 0:
+        pending = catalog.count_pending(sel, name, version)
+        if pending == 0:
             continue
-        job_id = _join_queued(catalog, library.id, name, paths)
+        chosen = paths
+        if chosen is None and pending <= MAX_PATHS:
+            refs = catalog.iter_pending(sel, name, version, root=None)
+            chosen = [ref.path for ref in islice(refs, MAX_PATHS)]
+        job_id = _join_queued(catalog, library.id, name, chosen)
         if job_id is None:
-            selection = {} if paths is None else {"paths": paths}
+            selection = {} if chosen is None else {"paths": chosen}
             job_id = create_job(
                 catalog, name, library, options={}, selection=selection, queued=True
             )

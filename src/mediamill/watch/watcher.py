@@ -9,7 +9,10 @@ processors are queued (``queue.py``). On start, each library is scanned in full 
 its processors queued for whatever changed or was never processed while nothing watched.
 
 Trouble never stops a watch silently: an inotify limit, a lost event queue or a vanished
-root switches the library to polling, and its state (:class:`WatchState`) says why.
+root switches the library to polling, and its state (:class:`WatchState`) says why. Native
+events come back by themselves once a poll goes through: one poll interval after a lost
+queue or a root that came back, :data:`REARM_AFTER_LIMIT` after a limit was reached (it may
+have been raised since).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ MAX_SLEEP = STATE_REFRESH
 #: how often a natively watched root is checked to be the same folder still: inotify says
 #: nothing when the root itself is moved away or its drive unmounted
 ROOT_CHECK = 5.0
+#: how long a library polls before native events are tried again after a limit was reached
+REARM_AFTER_LIMIT = 600.0
 
 
 @dataclass(slots=True)
@@ -117,6 +122,8 @@ class _Watched:
         self.next_fire: float | None = None  # when the schedule fires next (clock time)
         self.root_id: tuple[int, int] | None = None  # (device, inode) while native
         self.next_root_check: float | None = None
+        self.rearm_at: float | None = None  # when native events are tried again
+        self.fell_back: str = ""  # why native events were given up, while polling
 
     def folder_of(self, path: str, is_dir: bool) -> str | None:
         """The dirty folder (path from the root) an event at ``path`` makes, or ``None`` for
@@ -290,8 +297,15 @@ class Watcher:
             self._fall_back(watched, _inotify_trouble(exc))
             return
         watched.next_root_check = self.clock() + ROOT_CHECK
-        if watched.state.state == "starting":
-            self._set_state(watched, "native", "watching", "native events (inotify)")
+        detail = "native events (inotify)"
+        if watched.fell_back:
+            stamp = self.wallclock().strftime("%H:%M:%S")
+            detail += f"; back at {stamp} after: {watched.fell_back}"
+            watched.fell_back = ""
+            watched.next_poll = self.clock()  # one more look, for what changed meanwhile
+            self._set_state(watched, "native", "watching", detail)
+        elif watched.state.state == "starting":
+            self._set_state(watched, "native", "watching", detail)
 
     def _poll_from_now(self, watched: _Watched, detail: str) -> None:
         watched.next_poll = self.clock() + watched.interval
@@ -312,6 +326,7 @@ class Watcher:
             events.FileCreatedEvent, events.FileModifiedEvent, events.FileMovedEvent,
             events.FileDeletedEvent, events.FileClosedEvent, events.DirCreatedEvent,
             events.DirMovedEvent, events.DirDeletedEvent,
+            events.EventsLostEvent,  # the kernel's queue overflowed: without it, unseen
         ]  # fmt: skip
         return self._observer.schedule(
             _Events(self, watched), watched.root, recursive=True, event_filter=wanted
@@ -324,7 +339,11 @@ class Watcher:
                 self._observer.unschedule(watched.handle)
             watched.handle = None
         watched.next_root_check = None
-        watched.next_poll = self.clock()
+        now = watched.next_poll = self.clock()
+        if watched.spec.poll is None:  # native events were wanted: try them again later
+            limit = "limit" in why
+            watched.rearm_at = now + (REARM_AFTER_LIMIT if limit else watched.interval)
+            watched.fell_back = why
         self._set_state(
             watched, "polling", "failed", f"{why}; polling every {watched.interval:g} s"
         )
@@ -396,7 +415,8 @@ class Watcher:
             self._fall_back(watched, why)
         released: list[tuple[str, Listing]] = []
         if watched.next_poll is not None and now >= watched.next_poll:
-            watched.next_poll = now + watched.interval
+            # natively watched: a single look, for what changed while events were off
+            watched.next_poll = None if watched.handle is not None else now + watched.interval
             polled = self._poll(watched, now)
             if polled is not None:
                 released.append(("", polled))
@@ -476,8 +496,13 @@ class Watcher:
             queue_processors(self.catalog, library, watched.spec.processors, item_ids=ids)
 
     def _recovered(self, watched: _Watched) -> None:
-        """A scan went through: a library that failed only for its root is fine again."""
+        """A scan went through: a library that failed only for its root is fine again, and
+        one that fell back from native events gets them back when it is time."""
         state = watched.state
+        if watched.rearm_at is not None and self.clock() >= watched.rearm_at:
+            watched.rearm_at = None
+            self._arm(watched)
+            return
         if state.state == "failed" and "inotify" not in state.detail:
             self._set_state(
                 watched, state.mode, "watching", f"polling every {watched.interval:g} s"
