@@ -302,7 +302,9 @@ def test_cancel_ends_a_running_job_within_5_seconds(server: Server, library: Pat
         server.wait_job(job["job_id"], {"running"})
         time.sleep(0.5)
         asked = time.monotonic()
-        assert client.post(f"/api/jobs/{job['job_id']}/cancel").status_code == 200
+        answer = client.post(f"/api/jobs/{job['job_id']}/cancel")
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "cancelling", "items in flight are still finishing"
         done = server.wait_job(job["job_id"], {"cancelled"}, timeout=10)
         assert time.monotonic() - asked < 5
         assert done["processed_items"] < 61

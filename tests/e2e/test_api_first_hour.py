@@ -72,24 +72,6 @@ def test_surprising_requests_get_clear_answers(server: Server, files: Path) -> N
         assert "400" in spec["paths"]["/api/jobs"]["post"]["responses"]
 
 
-def test_cancel_answers_cancelling_while_items_finish(server: Server, files: Path) -> None:
-    with server.client() as client:
-        _add(client, files)
-        job = client.post(
-            "/api/jobs",
-            json={
-                "processor": ECHO,
-                "library": "lib",
-                "options": {"workers": 1, "batch_size": 1, "delay": 0.5},
-            },
-        ).json()
-        server.wait_job(job["job_id"], {"running"})
-        answer = client.post(f"/api/jobs/{job['job_id']}/cancel")
-        assert answer.status_code == 200
-        assert answer.json()["status"] == "cancelling"
-        assert server.wait_job(job["job_id"], {"cancelled"}, timeout=20)["status"] == "cancelled"
-
-
 def test_items_that_are_not_utf8_come_with_their_bytes_and_a_readable_name(
     server: Server, files: Path
 ) -> None:

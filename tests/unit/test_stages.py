@@ -4,7 +4,7 @@ gathering cadence, the meter, and the single writer (on SQLite and PostgreSQL)."
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import select
@@ -60,6 +60,24 @@ def serial(_root: Path) -> executors.Executor:
     return executors.create("serial", executors.ExecutorJob(ECHO, {}))
 
 
+def make_dispatcher(
+    tmp_path: Path,
+    items: list[ItemRef],
+    batch_size: int,
+    window: int,
+    rate: float | None = None,
+    make: Callable[[], executors.Executor] | None = None,
+) -> Dispatcher:
+    """A dispatcher of ``items`` in batches of ``batch_size`` to a serial executor."""
+    return Dispatcher(
+        make or (lambda: serial(tmp_path)),
+        batched(iter(items), batch_size),
+        batch_size=batch_size,
+        window=AdaptiveWindow(window, None),
+        rate_limit=RateLimit(rate),
+    )
+
+
 def test_the_window_bounds_the_items_on_the_executor(tmp_path: Path) -> None:
     items = refs(tmp_path, 30)
     built: list[executors.Executor] = []
@@ -68,13 +86,7 @@ def test_the_window_bounds_the_items_on_the_executor(tmp_path: Path) -> None:
         built.append(serial(tmp_path))
         return built[-1]
 
-    dispatcher = Dispatcher(
-        make,
-        batched(iter(items), 4),
-        batch_size=4,
-        window=AdaptiveWindow(2, None),
-        rate_limit=RateLimit(None),
-    )
+    dispatcher = make_dispatcher(tmp_path, items, 4, 2, make=make)
     assert built == [], "no executor before the first batch"
     dispatcher.fill()
     assert (dispatcher.pending(), len(dispatcher.in_flight)) == (8, 8)
@@ -94,13 +106,7 @@ def test_the_window_bounds_the_items_on_the_executor(tmp_path: Path) -> None:
 
 def test_a_rate_limit_holds_batches_back(tmp_path: Path) -> None:
     items = refs(tmp_path, 12)
-    dispatcher = Dispatcher(
-        lambda: serial(tmp_path),
-        batched(iter(items), 2),
-        batch_size=2,
-        window=AdaptiveWindow(10, None),
-        rate_limit=RateLimit(4.0),
-    )
+    dispatcher = make_dispatcher(tmp_path, items, 2, 10, rate=4.0)
     dispatcher.fill()
     assert dispatcher.pending() == 4, "a burst of one second at 4 items/s"
     dispatcher.stop()
@@ -108,13 +114,7 @@ def test_a_rate_limit_holds_batches_back(tmp_path: Path) -> None:
 
 def test_abandon_drops_the_queued_items_and_submits_no_more(tmp_path: Path) -> None:
     items = refs(tmp_path, 20)
-    dispatcher = Dispatcher(
-        lambda: serial(tmp_path),
-        batched(iter(items), 5),
-        batch_size=5,
-        window=AdaptiveWindow(2, None),
-        rate_limit=RateLimit(None),
-    )
+    dispatcher = make_dispatcher(tmp_path, items, 5, 2)
     dispatcher.fill()
     dispatcher.abandon()
     assert (dispatcher.pending(), dispatcher.in_flight) == (0, {})
@@ -126,13 +126,7 @@ def test_abandon_drops_the_queued_items_and_submits_no_more(tmp_path: Path) -> N
 
 def test_an_outcome_for_an_item_not_in_flight_is_ignored(tmp_path: Path) -> None:
     items = refs(tmp_path, 3)
-    dispatcher = Dispatcher(
-        lambda: serial(tmp_path),
-        batched(iter(items), 3),
-        batch_size=3,
-        window=AdaptiveWindow(1, None),
-        rate_limit=RateLimit(None),
-    )
+    dispatcher = make_dispatcher(tmp_path, items, 3, 1)
     dispatcher.fill()
     del dispatcher.in_flight[items[1].id]  # as if it had been reported already
     done, _ = dispatcher.gather(1.0)
