@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mediamill import dryrun
 from mediamill.catalog.db import Catalog, LibraryRef
-from mediamill.catalog.models import Job, utcnow
+from mediamill.catalog.models import Job
 from mediamill.engine import runner as engine
 from mediamill.engine.progress import Hook
 from mediamill.jobs import manager
@@ -154,13 +154,9 @@ def prepare_job(
     selection = dict(selection or {})
     if resume:
         job_id = find_resumable(catalog, processor, library.id, selection, settings.lease_seconds)
-        if job_id is not None:
-            catalog.update_job(
-                job_id,
-                owner=manager.this_owner(),
-                options=job_options(options, processor),
-                heartbeat_at=utcnow(),
-            )
+        if job_id is not None and manager.take_over(
+            catalog, job_id, options=job_options(options, processor)
+        ):
             return job_id, True
     job_id = create_job(
         catalog, processor, library, options=options, selection=selection, validated=True

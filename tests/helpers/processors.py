@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -77,6 +78,18 @@ class Audited(Echo):
         summary = {"counters": dict(ctx.counters), "dry_run": ctx.dry_run}
         Audited.finished.append(summary)
         return summary
+
+
+class SlowFinish(Echo):
+    """A ``finish`` that takes ``linger`` seconds (a report, a media server's refresh)."""
+
+    name = "tests.helpers.processors:SlowFinish"
+    finishing: ClassVar[threading.Event] = threading.Event()
+
+    def finish(self, ctx: Any) -> dict[str, Any]:
+        SlowFinish.finishing.set()
+        time.sleep(float(self.options.get("linger", 0)))
+        return {}
 
 
 class WorkerModules(Processor):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.2
 CONTROL_EVERY = 0.25
+#: how often the lease is renewed in the background, through the phases that do not loop
+#: (counting a big library, executors starting up, a processor's ``finish``); well inside
+#: the lease (30 s by default), so a live runner's job is never taken over
+LEASE_EVERY = 5.0
 #: what a stop request turns a running job into; "requeue" is a server shutting down: the
 #: job goes back to the queue for the next coordinator
 STOP_STATES = {
@@ -97,6 +102,9 @@ class Runner:
         self.executor_settings = dict(executor_settings or {})
         #: the secret options this process was given for the job (never stored with it)
         self.secrets = secrets
+        #: who runs the job (``host:pid``, as its row says): the lease is renewed in its name
+        self.owner = manager.this_owner()
+        self.lease: _Lease | None = None
 
     def run(self) -> JobStatus:
         job = manager.get_job(self.catalog, self.job_id)
@@ -112,8 +120,14 @@ class Runner:
                 return JobStatus(manager.get_job(self.catalog, self.job_id)["status"])
         elif status is not JobStatus.RUNNING:
             return status
+        owner = manager.get_job(self.catalog, self.job_id)["owner"] or manager.this_owner()
         try:
-            return self._run(job)
+            with _Lease(self.catalog, self.job_id, owner) as lease:
+                self.owner, self.lease = owner, lease
+                status = self._run(job)
+            if lease.lost:
+                log.warning("job %s: another process took it over; this one stopped", self.job_id)
+            return status
         except Exception as exc:
             log.exception("job %s failed", self.job_id)
             transition(self.catalog, self.job_id, JobStatus.FAILED, error=describe_error(exc))
@@ -145,6 +159,8 @@ class Runner:
         meter.update(job.counters)
         if job.opts.dry_run:
             job.summary.update(dry_run=True, actions=dict(actions))
+        if stop_reason == manager.LOST:  # its new owner ends it: its state is not ours
+            return JobStatus.RUNNING
         if stop_reason in STOP_STATES:
             return self._end(STOP_STATES[stop_reason], job, progress, summary=job.summary)
         return self._complete(job, progress, meter)
@@ -261,9 +277,11 @@ class Runner:
         try:
             stop_reason = self._loop(job, dispatcher, writer, meter, actions)
         finally:
-            if writer.pending:
-                writer.flush()
-            dispatcher.stop()
+            try:
+                if writer.pending:  # what was done is kept, even when the job fails
+                    writer.flush()
+            finally:
+                dispatcher.stop()  # never left running, even when the catalog fails
         if stop_reason is not None:
             writer.flush()
         return stop_reason, actions
@@ -283,7 +301,9 @@ class Runner:
             now = time.monotonic()
             if stop_reason is None and now - last_control >= CONTROL_EVERY:
                 last_control = now
-                stop_reason = self.should_stop() or manager.heartbeat(self.catalog, self.job_id)
+                stop_reason = self.should_stop() or manager.heartbeat(
+                    self.catalog, self.job_id, self.owner
+                )
                 if stop_reason:
                     dispatcher.abandon()
             if stop_reason is None:
@@ -340,6 +360,8 @@ class Runner:
         )
 
     def _end(self, status: JobStatus, job: _Job, progress: Progress, **values: Any) -> JobStatus:
+        if self.lease is not None and self.lease.lost:
+            return JobStatus.RUNNING  # its new owner ends it
         transition(self.catalog, self.job_id, status, **values)
         progress.status = str(status)
         self.hooks.call("on_finish", progress)
@@ -347,6 +369,34 @@ class Runner:
 
     def _save(self, **values: Any) -> None:
         self.catalog.update_job(self.job_id, **values)
+
+
+class _Lease:
+    """Renews a running job's lease every :data:`LEASE_EVERY` seconds in a thread of its own
+    while the job runs; ``lost`` turns true when another process owns the job now."""
+
+    def __init__(self, catalog: Catalog, job_id: str, owner: str) -> None:
+        self.catalog, self.job_id, self.owner = catalog, job_id, owner
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._done.wait(LEASE_EVERY):
+            try:
+                if not manager.renew_lease(self.catalog, self.job_id, self.owner):
+                    self.lost = True
+                    return
+            except Exception:  # a busy catalog: the next renewal, or the runner's own, will do
+                log.debug("renewing the lease of job %s failed", self.job_id, exc_info=True)
 
 
 def run_job(

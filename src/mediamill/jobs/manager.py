@@ -184,12 +184,29 @@ def delete_job(catalog: Catalog, job_id: str) -> None:
         conn.execute(delete(Job).where(Job.id == job_id))
 
 
-def heartbeat(catalog: Catalog, job_id: str) -> str | None:
-    """Renew the lease; return what a user requested (``pause``/``cancel``) or ``None``.
+#: what :func:`heartbeat` answers when another process owns the job now
+LOST = "lost"
+
+
+def renew_lease(catalog: Catalog, job_id: str, owner: str) -> bool:
+    """Renew the lease of ``owner`` on a running job; ``False`` when it is no longer its own."""
+    with catalog.engine.begin() as conn:
+        renewed = conn.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.owner == owner, Job.status == "running")
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+    return bool(renewed)
+
+
+def heartbeat(catalog: Catalog, job_id: str, owner: str) -> str | None:
+    """Renew ``owner``'s lease; return what a user requested (``pause``/``cancel``),
+    :data:`LOST` when the job is no longer ``owner``'s to run, or ``None``.
     A SQLite catalog file deleted or replaced meanwhile raises ``CatalogError``."""
     catalog.check_file()
-    with catalog.engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+    if not renew_lease(catalog, job_id, owner):
+        return LOST
+    with catalog.engine.connect() as conn:
         return conn.execute(select(Job.requested).where(Job.id == job_id)).scalar()
 
 
@@ -207,20 +224,30 @@ def stale_running_jobs(catalog: Catalog, lease_seconds: float) -> list[str]:
     ]
 
 
+def take_over(catalog: Catalog, job_id: str, **values: Any) -> bool:
+    """Make a paused or stale running job this process's (with ``values``), unless another
+    process took it first: the update holds only while its owner is the one read here."""
+    with catalog.engine.connect() as conn:
+        old = conn.execute(select(Job.owner).where(Job.id == job_id)).scalar()
+    with catalog.engine.begin() as conn:
+        taken = conn.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.status.in_(["running", "paused"]),
+                Job.owner.is_(None) if old is None else Job.owner == old,
+            )
+            .values(owner=this_owner(), heartbeat_at=utcnow(), **values)
+        ).rowcount
+    return bool(taken)
+
+
 def claim_next(catalog: Catalog, lease_seconds: float) -> str | None:
     """Claim one job for this process: a queued one (priority, then age) or a stale running
     one; the conditional update makes two coordinators never claim the same job."""
     owner = this_owner()
     for job_id in stale_running_jobs(catalog, lease_seconds):
-        with catalog.engine.connect() as conn:
-            old = conn.execute(select(Job.owner).where(Job.id == job_id)).scalar()
-        with catalog.engine.begin() as conn:
-            taken = conn.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == "running", Job.owner == old)
-                .values(owner=owner, heartbeat_at=utcnow())
-            ).rowcount
-        if taken:
+        if take_over(catalog, job_id):
             return job_id
     with catalog.engine.connect() as conn:
         candidates = (
