@@ -7,10 +7,10 @@ import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from mediamill.catalog.db import Catalog
-from mediamill.catalog.models import Job, Result
+from mediamill.catalog.models import Item, Job, Result
 from mediamill.core import ItemRef, ItemUpdate, Outcome, Status
 from mediamill.engine.progress import Progress
 from mediamill.engine.stages import Dispatcher, Meter, batch_size_for, batched
@@ -259,3 +259,20 @@ def test_a_refused_move_is_counted_as_failed(catalog: Catalog, tmp_path: Path) -
     writer.flush()
     assert (counters.ok, counters.failed) == (0, 1)
     assert stored(catalog, job_id) == ({items[0].id: "failed"}, (1, 0, 1))
+
+
+def test_an_outcome_for_an_item_that_left_the_catalog_is_dropped_and_the_rest_stored(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Its library was removed, or a scan matched it as a move, while a worker had it."""
+    items = library_items(catalog, tmp_path / "lib", ["a", "b"])
+    job_id = manager.create_job(catalog, ECHO, None)
+    with catalog.engine.begin() as conn:
+        conn.execute(delete(Item).where(Item.id == items[0].id))
+    writer = Writer(
+        catalog, job_id=job_id, processor=ECHO, version="1", dry_run=False, counters=Counters()
+    )
+    for item in items:
+        writer.add(item, Outcome(item.id, Status.OK, {}, None, 0.1))
+    writer.flush()
+    assert stored(catalog, job_id)[0] == {items[1].id: "ok"}

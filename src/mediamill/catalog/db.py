@@ -1095,7 +1095,7 @@ class Catalog:
         refused: list[int] = []
         with self._write_lock, self.engine.begin() as conn:
             fps = dict(fingerprints)
-            written = list(outcomes)
+            written = self._still_there(conn, outcomes)
             updates = {
                 o.item_id: o.item_update
                 for o in written
@@ -1154,6 +1154,21 @@ class Catalog:
                     values["failed"] += len(refused)
                 conn.execute(update(Job).where(Job.id == job_id).values(**values))
         return refused
+
+    @staticmethod
+    def _still_there(conn: Connection, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """The outcomes whose item is still in the catalog: one deleted while it was being
+        processed (its library removed, or a scan that matched it as a move) has nowhere to
+        go, and must not fail the outcomes written with it."""
+        ids = [o.item_id for o in outcomes]
+        found: set[int] = set()
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            found.update(conn.execute(select(Item.id).where(Item.id.in_(chunk))).scalars())
+        gone = [item_id for item_id in ids if item_id not in found]
+        if gone:
+            log.warning("%d outcome(s) dropped: their items left the catalog meanwhile", len(gone))
+        return [o for o in outcomes if o.item_id in found]
 
     def item_changes(self, job_id: str) -> list[dict[str, Any]]:
         """The changes a job recorded and not yet undone, oldest first, with each item's
