@@ -174,6 +174,7 @@ def create_job(
     priority: int = 0,
     queued: bool = False,
     validated: bool = False,
+    summary: Mapping[str, Any] | None = None,
 ) -> str:
     """The one way a job is made (CLI and Python through :func:`prepare_job`, the API):
     its options checked (:func:`validate_options`) and stored without their secrets. A job
@@ -191,6 +192,7 @@ def create_job(
         options=job_options(options, processor),
         priority=priority,
         status=JobStatus.QUEUED if queued else JobStatus.RUNNING,
+        summary=summary,
     )
 
 

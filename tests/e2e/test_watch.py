@@ -487,3 +487,29 @@ def test_a_processor_that_rewrites_and_renames_its_files_never_triggers_itself(
     time.sleep(SETTLE * 3)  # what the processors' own events would have caused, by now
     assert sorted(p.name for p in (root / "albums").iterdir()) == ["renamed-new.bin"]
     assert len(watching.jobs()) == jobs == 2, "one job a processor, none for their own writes"
+
+
+def test_a_watcher_stopped_during_its_catch_up_arms_nothing(
+    library: tuple[Catalog, LibraryRef, Path],
+) -> None:
+    """The server restarts watchers when automation changes; one still catching up on a big
+    library when stopped must not go on to watch it (a leaked inotify watch of the whole
+    tree) nor report states over those of the watcher that replaced it."""
+    catalog, lib, _root = library
+    states: list[WatchState] = []
+    watcher = Watcher(catalog, on_state=states.append)
+    watcher.add(WatchSpec(lib, ("probe",), settle=SETTLE))
+    threads = set(threading.enumerate())
+    caught_up = threading.Event()
+    original = watcher._catch_up
+
+    def slow_catch_up(watched: Any) -> None:
+        original(watched)
+        caught_up.set()
+        watcher.stop(timeout=0.1)  # as a restart does, while this thread is still here
+
+    watcher._catch_up = slow_catch_up  # type: ignore[method-assign]
+    watcher.run()
+    assert caught_up.is_set()
+    assert [s.line() for s in states] == [], "nothing armed, nothing reported"
+    assert set(threading.enumerate()) <= threads, "no observer thread left running"

@@ -9,6 +9,7 @@ import pytest
 
 from mediamill.catalog.db import Catalog
 from mediamill.jobs import manager
+from mediamill.ops import create_job
 from mediamill.sources.folder import library_for_folder, scan_folder
 from mediamill.watch import queue
 from mediamill.watch.mounts import mount_of, polling_reason
@@ -109,3 +110,23 @@ def test_catching_up_on_more_items_than_a_job_names_covers_the_whole_library(
     [job] = queue_processors(catalog, library, ["probe"])
     [queued] = _queued(catalog)
     assert (queued["job_id"], queued["selection"]) == (job, {})
+
+
+def test_changes_never_join_a_job_someone_queued_with_their_own_options(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """A dry run or a hand-picked selection queued from the page stays as it was asked."""
+    root = tmp_path / "lib"
+    make_files(root, ["old.mp3"])
+    library = library_for_folder(catalog, root)
+    scan_folder(catalog, library)
+    dry = create_job(catalog, "probe", library, options={"dry_run": True}, queued=True)
+    picked = create_job(
+        catalog, "probe", library, options={}, selection={"paths": ["old.mp3"]}, queued=True
+    )
+    make_files(root, ["new.mp3"])
+    ids = list(scan_folder(catalog, library).new_ids)
+    [job] = queue_processors(catalog, library, ["probe"], item_ids=ids)
+    assert job not in (dry, picked)
+    queued = {j["job_id"]: j["selection"] for j in _queued(catalog)}
+    assert queued == {dry: {}, picked: {"paths": ["old.mp3"]}, job: {"paths": ["new.mp3"]}}

@@ -56,10 +56,12 @@ def create_job(
     options: Mapping[str, Any] | None = None,
     priority: int = 0,
     status: JobStatus = JobStatus.QUEUED,
+    summary: Mapping[str, Any] | None = None,
 ) -> str:
     """A new job. Created ``running`` (owned by this process) when the caller runs it now, so
     no coordinator sharing the catalog can claim it first; ``queued`` otherwise. Secret
-    options are not stored (``mediamill.redact``)."""
+    options are not stored (``mediamill.redact``). ``summary`` starts its summary (e.g.
+    who queued it)."""
     job_id = str(uuid.uuid4())
     now = utcnow()
     owned = {"owner": this_owner(), "heartbeat_at": now} if status is JobStatus.RUNNING else {}
@@ -74,6 +76,7 @@ def create_job(
                 priority=priority,
                 status=str(status),
                 created_at=now,
+                summary=dict(summary) if summary else None,
                 **owned,
             )
         )

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: most paths a queued job names; beyond, it covers every item of its library not fresh
 MAX_PATHS = 5000
+#: what a job the watcher queued says in its summary: only such jobs take later changes
+QUEUED_BY = {"queued_by": "watch"}
 
 
 def check_processors(names: Sequence[str]) -> list[str]:
@@ -71,7 +73,13 @@ def queue_processors(
         if job_id is None:
             selection = {} if chosen is None else {"paths": chosen}
             job_id = create_job(
-                catalog, name, library, options={}, selection=selection, queued=True
+                catalog,
+                name,
+                library,
+                options={},
+                selection=selection,
+                queued=True,
+                summary=QUEUED_BY,
             )
             log.info("queued %s for %s (job %s)", name, library.name, job_id)
         jobs.append(job_id)
@@ -85,17 +93,18 @@ def _join_queued(
     if one waits that has not started; its id, else ``None``."""
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Job.id, Job.selection, Job.options).where(
+            select(Job.id, Job.selection, Job.options, Job.summary).where(
                 Job.library_id == library_id,
                 Job.processor == processor,
                 Job.status == "queued",
                 Job.started_at.is_(None),
             )
         ).all()
-    for job_id, stored, options in rows:
+    for job_id, stored, options, summary in rows:
         selection = dict(stored or {})
-        if set(selection) - {"paths"} or (options or {}).get("force"):
-            continue  # a job someone asked for with its own selection: not ours to change
+        ours = (summary or {}).get("queued_by") == QUEUED_BY["queued_by"] and not options
+        if not ours or set(selection) - {"paths"}:
+            continue  # a job someone asked for, with its own options: not ours to change
         if "paths" not in selection:
             return str(job_id)  # it covers every item already
         merged: dict[str, object] = {}

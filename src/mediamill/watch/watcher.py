@@ -164,6 +164,7 @@ class Watcher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._observer: Any = None
+        self._observer_lock = threading.Lock()  # no observer is made once stopping
         self._thread: threading.Thread | None = None
         self._log_handler: _WatchdogTrouble | None = None
 
@@ -178,28 +179,32 @@ class Watcher:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
+        """Stop watching. A thread still in a long catch-up scan ends by itself later, arms
+        nothing and reports nothing more (a new watcher of the same libraries may run)."""
+        with self._observer_lock:
+            self._stopping.set()
+            observer = self._observer
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout)
+            if self._thread.is_alive():
+                self.on_state = None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout)
         if self._log_handler is not None:
             logging.getLogger("watchdog.observers.inotify").removeHandler(self._log_handler)
 
     def run(self) -> None:
         """Catch up, arm each library, then handle what comes until :meth:`stop`."""
         for watched in self._watched:
-            if self._stopping.is_set():
-                return
-            if watched.spec.events:
-                self._catch_up(watched)
-                self._arm(watched)
-            else:
-                detail = f"not watched; schedule {watched.spec.schedule}"
-                self._set_state(watched, "schedule", "watching", detail)
-            self._start_schedule(watched)
+            try:
+                self._start(watched)
+            except Exception as exc:  # one library's trouble never stops the rest
+                log.exception("watching %s failed to start", watched.spec.library.name)
+                self._fall_back(watched, f"starting failed: {exc}")
+        if self._stopping.is_set():
+            return
         refreshed = self.clock()
         while not self._stopping.is_set():
             now = self.clock()
@@ -215,6 +220,20 @@ class Watcher:
             self._sleep()
         for watched in self._watched:
             self._set_state(watched, watched.state.mode, "stopped", "the watcher stopped")
+
+    def _start(self, watched: _Watched) -> None:
+        """Catch up, then arm the library's events (and its schedule)."""
+        if self._stopping.is_set():
+            return
+        if watched.spec.events:
+            self._catch_up(watched)
+            if self._stopping.is_set():  # stopped during a long catch-up: arm nothing
+                return
+            self._arm(watched)
+        else:
+            detail = f"not watched; schedule {watched.spec.schedule}"
+            self._set_state(watched, "schedule", "watching", detail)
+        self._start_schedule(watched)
 
     # ------------------------------------------------------------------ state
     def _set_state(self, watched: _Watched, mode: str, state: str, detail: str) -> None:
@@ -316,11 +335,14 @@ class Watcher:
         from watchdog import events
         from watchdog.observers.inotify import InotifyObserver
 
-        if self._observer is None:
-            self._observer = InotifyObserver()
-            self._observer.start()
-            self._log_handler = _WatchdogTrouble(self)
-            logging.getLogger("watchdog.observers.inotify").addHandler(self._log_handler)
+        with self._observer_lock:
+            if self._stopping.is_set():
+                raise OSError(errno.ECANCELED, "the watcher is stopping")
+            if self._observer is None:
+                self._observer = InotifyObserver()
+                self._observer.start()
+                self._log_handler = _WatchdogTrouble(self)
+                logging.getLogger("watchdog.observers.inotify").addHandler(self._log_handler)
         # no open or read events: reading files (a processor probing them) is no change
         wanted = [
             events.FileCreatedEvent, events.FileModifiedEvent, events.FileMovedEvent,
