@@ -87,7 +87,10 @@ def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_config_says_where_each_setting_comes_from_and_hides_secrets(tmp_path: Path) -> None:
-    (tmp_path / "mediamill.toml").write_text("\n\nbatch_size = 7\n")
+    (tmp_path / "mediamill.toml").write_text(
+        '\n\nbatch_size = 7\n[executors.mine]\nendpoint = "https://u:pw-in-table@h/x"\n'
+        'api_token = "tok-in-table"\n'
+    )
     db = "postgresql://mill:hunter2@127.0.0.1/catalog"
     proc = _piped(
         "config",
@@ -97,6 +100,7 @@ def test_config_says_where_each_setting_comes_from_and_hides_secrets(tmp_path: P
         MEDIAMILL_HOME=str(tmp_path / "home"),
         MEDIAMILL_WORKERS="3",
         MEDIAMILL_API_TOKEN="s3cret-token",  # noqa: S106 - a test token
+        MEDIAMILL_BROKER_URL="redis://:broker-pw@nas:6379/0",
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -108,8 +112,10 @@ def test_config_says_where_each_setting_comes_from_and_hides_secrets(tmp_path: P
     assert settings["workers"] == {"value": 3, "from": "environment MEDIAMILL_WORKERS"}
     assert settings["executor"] == {"value": "auto", "from": "default"}
     assert settings["api_token"]["value"] == "(set)"
-    assert "hunter2" not in proc.stdout
-    assert "s3cret-token" not in proc.stdout
+    for secret in ("hunter2", "s3cret-token", "broker-pw", "pw-in-table", "tok-in-table"):
+        assert secret not in proc.stdout, secret
+    assert settings["executors"]["value"]["celery"]["broker_url"] == "redis://:***@nas:6379/0"
+    assert settings["executors"]["value"]["mine"]["api_token"] == "(set)"
     assert report["catalog"] == "postgresql://mill:***@127.0.0.1/catalog"
     table = _piped("config", db=db, cwd=tmp_path, MEDIAMILL_HOME=str(tmp_path / "home"))
     assert f"data dir:    {tmp_path / 'home'}" in table.stdout

@@ -14,16 +14,20 @@ from rich.text import Text
 from mediamill.cli.common import DbOption, add_command, console
 from mediamill.settings import Settings, config_file, data_dir, load, origin
 
-#: settings whose value is a secret or may hold one (a URL with a password)
-SECRETS = {"api_token"}
-URLS = {"db", "broker_url"}
+#: settings whose value is a secret, at any depth (``[executors.NAME]`` tables included)
+SECRETS = {"api_token", "token", "password", "secret"}
 
 
 def shown_value(key: str, value: Any) -> Any:
-    """A setting's value as it may be shown: tokens as ``(set)``, URLs without a password."""
-    if key in SECRETS:
+    """A setting's value as it may be shown: secrets as ``(set)``, URLs without a password,
+    tables and lists (``executors``) item by item."""
+    if isinstance(value, dict):
+        return {k: shown_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [shown_value(key, v) for v in value]
+    if key in SECRETS or key.endswith(("_token", "_password", "_secret")):
         return "(set)" if value else ""
-    if key in URLS and isinstance(value, str) and "://" in value:
+    if isinstance(value, str) and "://" in value:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
