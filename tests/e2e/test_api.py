@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,32 @@ def test_a_generated_token_is_stored_with_0600(
     assert len(token) >= 32
     assert (tmp_path / "api-token").stat().st_mode & 0o777 == 0o600
     assert load_or_create_token(Settings(api_token="")) == (token, False)
+    # an empty token file (a crash while it was written, by an older version) is no token
+    (tmp_path / "api-token").write_text("")
+    renewed, created = load_or_create_token(Settings(api_token=""))
+    assert created
+    assert len(renewed) >= 32
+    assert (tmp_path / "api-token").read_text().strip() == renewed
+    assert [p.name for p in tmp_path.iterdir()] == ["api-token"], "no temp file left"
+
+
+def test_two_servers_starting_at_once_share_one_generated_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mediamill.api.deps import load_or_create_token
+    from mediamill.settings import Settings
+
+    monkeypatch.setenv("MEDIAMILL_HOME", str(tmp_path))
+    monkeypatch.delenv("MEDIAMILL_API_TOKEN", raising=False)
+    start = threading.Barrier(8)
+
+    def first_start() -> str:
+        start.wait()
+        return load_or_create_token(Settings(api_token=""))[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(lambda _: first_start(), range(8)))
+    assert tokens == {(tmp_path / "api-token").read_text().strip()}
 
 
 def test_paths_that_escape_the_library_are_refused(

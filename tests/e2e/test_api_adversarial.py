@@ -166,12 +166,18 @@ def test_a_library_added_from_the_cli_outside_the_allowed_roots_is_not_worked_on
     tmp_path: Path,
 ) -> None:
     from mediamill.catalog.db import Catalog
+    from mediamill.jobs import manager
+    from mediamill.jobs.status import JobStatus, transition
 
     outside = tmp_path / "outside"
     make_files(outside, ["x.bin"])
     db = f"sqlite:///{tmp_path / 'c.db'}"
     catalog = Catalog.open(db)
-    catalog.add_library(str(outside), name="mine")  # what `mediamill scan` by the user does
+    mine = catalog.add_library(str(outside), name="mine")  # what `mediamill scan` by the user does
+    done = manager.create_job(catalog, "comic", mine.id, status=JobStatus.RUNNING)
+    transition(catalog, done, JobStatus.COMPLETED)
+    inside = catalog.add_library(str(tmp_path / "media" / "comics"), name="comics")
+    paused = manager.create_job(catalog, "comic", inside.id, status=JobStatus.PAUSED)
     catalog.close()
     server = Server(
         db, tmp_path / "home", extra_env={"MEDIAMILL_ALLOWED_ROOTS": str(tmp_path / "media")}
@@ -181,6 +187,10 @@ def test_a_library_added_from_the_cli_outside_the_allowed_roots_is_not_worked_on
             assert client.post("/api/libraries/mine/scan").status_code == 403
             body = {"processor": "probe", "library": "mine"}
             assert client.post("/api/jobs", json=body).status_code == 403
+            assert client.post(f"/api/jobs/{done}/undo").status_code == 403
+            refused = client.post(f"/api/jobs/{paused}/undo")
+            assert refused.status_code == 409
+            assert "is paused" in refused.json()["detail"]
     finally:
         server.stop()
 

@@ -115,7 +115,7 @@ def test_config_says_where_each_setting_comes_from_and_hides_secrets(tmp_path: P
     for secret in ("hunter2", "s3cret-token", "broker-pw", "pw-in-table", "tok-in-table"):
         assert secret not in proc.stdout, secret
     assert settings["executors"]["value"]["celery"]["broker_url"] == "redis://:***@nas:6379/0"
-    assert settings["executors"]["value"]["mine"]["api_token"] == "(set)"
+    assert settings["executors"]["value"]["mine"]["api_token"] == "(set)"  # noqa: S105
     assert report["catalog"] == "postgresql://mill:***@127.0.0.1/catalog"
     table = _piped("config", db=db, cwd=tmp_path, MEDIAMILL_HOME=str(tmp_path / "home"))
     assert f"data dir:    {tmp_path / 'home'}" in table.stdout

@@ -21,12 +21,29 @@ def load_or_create_token(settings: Settings) -> tuple[str, bool]:
     if settings.api_token:
         return settings.api_token, False
     path = private_data_dir() / "api-token"
-    if path.exists():
-        return path.read_text().strip(), False
+    kept = path.read_text().strip() if path.exists() else ""
+    if kept:
+        return kept, False
+    # written whole before it takes the name (a crash leaves no empty token), and linked, not
+    # renamed, into place: of two servers starting at once, the second reads the first's
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    temp = path.with_name(f".api-token.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        if path.exists():
+            kept = path.read_text().strip()
+            if kept:  # another server made it meanwhile
+                return kept, False
+            path.unlink()  # an empty token (an older version's crash) is no token
+        os.link(temp, path)
+    except FileExistsError:
+        return path.read_text().strip(), False
+    finally:
+        temp.unlink()
     return token, True
 
 

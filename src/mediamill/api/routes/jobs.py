@@ -15,6 +15,7 @@ from mediamill.api.routes.libraries import allowed_or_403, library_or_404
 from mediamill.api.schemas import ERRORS, DryRunOut, ItemList, JobIn, JobList, JobOut, UndoOut
 from mediamill.catalog.db import Catalog, LibraryRef, Selection
 from mediamill.jobs import manager
+from mediamill.jobs.status import FINISHED
 from mediamill.processors import base as registry
 from mediamill.processors.base import Processor
 from mediamill.settings import Settings, data_dir
@@ -236,10 +237,14 @@ def resume_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
 
 @router.post("/{job_id}/undo", response_model=UndoOut, dependencies=[WriteAuth])
 async def undo_job(
-    job_id: str, catalog: CatalogDep, dry_run: Annotated[bool, Query()] = False
+    job_id: str,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    dry_run: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """Put back the ComicInfo.xml and names a comic job changed (``?dry_run=true``: only say
-    what would be done). Files changed since the job are left alone and listed."""
+    what would be done). Files changed since the job are left alone and listed. Only a
+    finished job undoes (409), and only in a library under ``allowed_roots`` (403)."""
     from mediamill.comic.undo import undo_job as undo
 
     job = _job_or_404(catalog, job_id)
@@ -247,6 +252,13 @@ async def undo_job(
         raise HTTPException(
             409, detail=f"job {job_id} is a {job['processor']} job: only comic jobs undo"
         )
+    if job["status"] not in FINISHED:
+        raise HTTPException(
+            409, detail=f"job {job_id} is {job['status']}: cancel it or let it finish first"
+        )
+    library = catalog.library(job["library_id"]) if job["library_id"] else None
+    if library is not None:
+        allowed_or_403(library.root, settings.allowed_roots)
     report = await run_in_threadpool(undo, catalog, job_id, dry_run=dry_run)
     return {
         "job_id": job_id,
