@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from mediamill.comic.work import ComicError
 from mediamill.core import ItemRef, Processed
 from mediamill.processors import base as registry
 from mediamill.testing.comics import write_comic
+
+DATA = Path(__file__).parent.parent / "data" / "comic"
 
 
 def _item(root: Path, rel: str) -> ItemRef:
@@ -80,3 +83,28 @@ def test_bad_options_and_a_bad_library_config_fail_with_the_cause(tmp_path: Path
     write_comic(tmp_path / "Saga 007.cbz")
     with pytest.raises(ComicError, match="unknown key"):
         registry.create("comic", {}).process(_item(tmp_path, "Saga 007.cbz"))
+
+
+def test_a_rename_that_fails_after_a_conversion_still_reports_the_converted_file(
+    tmp_path: Path,
+) -> None:
+    """The .cbr became a .cbz (the .cbr is gone) when the rename's folder cannot be made: the
+    outcome still carries the new path and the change, so the catalog follows the file and
+    undo knows it; the note says why it was not renamed."""
+    shutil.copy(DATA / "rar5.cbr", tmp_path / "Old 005.cbr")
+    (tmp_path / "Old").write_text("a file where the template wants a folder")
+    options = {"convert": "cbz", "rename": "{series}/{series} #{issue:03}"}
+    out = registry.create("comic", options).process(_item(tmp_path, "Old 005.cbr"))
+    assert isinstance(out, Processed)
+    assert out.data["action"] == "converted+not renamed", out.data
+    assert out.data["note"] == f"not renamed: a file is where a folder should be ({tmp_path}/Old)"
+    assert out.item_update is not None
+    assert out.item_update.path == "Old 005.cbz"
+    assert not (tmp_path / "Old 005.cbr").exists()
+    assert out.item_update.size == (tmp_path / "Old 005.cbz").stat().st_size
+    assert out.data["change"]["path_after"] == "Old 005.cbz"
+
+
+def test_a_duplicates_folder_outside_the_library_is_refused_up_front() -> None:
+    with pytest.raises(ComicError, match="duplicates must be a folder inside the library"):
+        registry.create("comic", {"duplicates": "../elsewhere"})

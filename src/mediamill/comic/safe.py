@@ -112,8 +112,14 @@ def _keep_mode(original: Path, new: Path) -> None:
 
 
 def rename_no_replace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    """Rename ``src`` to ``dst``; raise ``FileExistsError`` if ``dst`` exists (never overwrite),
+    ``NotADirectoryError`` if a file is where one of its folders should be."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # not "the name is taken": the folder cannot be made
+        raise NotADirectoryError(
+            errno.ENOTDIR, "a file is where a folder should be", exc.filename
+        ) from None
     if _renameat2(src, dst):
         return
     try:

@@ -74,12 +74,17 @@ class Options:
                 rn.check_template(str(template))
             except rn.TemplateError as exc:
                 raise ComicError(str(exc)) from None
+        duplicates = options.get("duplicates") or None
+        if duplicates is not None and (
+            not isinstance(duplicates, str) or ".." in PurePosixPath(duplicates).parts
+        ):
+            raise ComicError(f"duplicates must be a folder inside the library, not {duplicates!r}")
         return cls(
             rules=tuple(rules),
             overwrite=_true(options.get("overwrite", False)),
             rename=str(template) if template else None,
             convert=convert,
-            duplicates=options.get("duplicates") or None,
+            duplicates=duplicates,
         )
 
 
@@ -234,7 +239,14 @@ def apply(
         actions.append("converted" if plan_.write_format != plan_.format else "tagged")
     note = None
     if plan_.new_relpath and plan_.new_relpath != current:
-        moved, note = _rename(root, current, plan_.new_relpath, options)
+        try:
+            moved, note = _rename(root, current, plan_.new_relpath, options)
+        except (OSError, ComicError) as exc:
+            if not actions:
+                raise  # nothing changed yet: the item fails as it is
+            # the file was retagged or converted already: that change must still be recorded
+            # (its new path and stat, its history for undo), with why the rename did not happen
+            moved, note = None, f"not renamed: {_cause(exc)}"
         if moved is not None:
             current = moved
             actions.append("renamed" if note is None else note)
@@ -250,6 +262,13 @@ def apply(
         "fields": plan_.changes,
     }
     return Applied("+".join(actions), current, os.stat(root / current), change, note)
+
+
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc)
 
 
 def _text(raw: bytes | None) -> str | None:
