@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamill.catalog.db import Catalog
+from mediamill.catalog.db import Catalog, LibraryRef
 from mediamill.jobs import manager
 from mediamill.ops import create_job
 from mediamill.sources.folder import library_for_folder, scan_folder
@@ -75,20 +75,29 @@ def _queued(catalog: Catalog) -> list[dict[str, object]]:
     return jobs
 
 
+def _scanned(catalog: Catalog, root: Path, names: list[str]) -> LibraryRef:
+    """A folder library of ``names``, scanned."""
+    make_files(root, names)
+    library = library_for_folder(catalog, root)
+    scan_folder(catalog, library)
+    return library
+
+
+def _added(catalog: Catalog, library: LibraryRef, names: list[str]) -> list[int]:
+    """The ids a scan finds for ``names``, made in the library's folder."""
+    make_files(Path(library.root), names)
+    return list(scan_folder(catalog, library).new_ids)
+
+
 def test_changes_join_the_queued_job_of_their_library_and_processor(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    root = tmp_path / "lib"
-    make_files(root, ["old.mp3"])
-    library = library_for_folder(catalog, root)
-    scan_folder(catalog, library)
+    library = _scanned(catalog, tmp_path / "lib", ["old.mp3"])
     assert queue_processors(catalog, library, ["probe"], item_ids=[]) == []
-    first = make_files(root, ["a/1.mp3", "a/2.mp3"])
-    ids = list(scan_folder(catalog, library).new_ids)
+    ids = _added(catalog, library, ["a/1.mp3", "a/2.mp3"])
     [job] = queue_processors(catalog, library, ["probe"], item_ids=ids)
-    assert len(first) == 2
-    make_files(root, ["b/3.mp3"])
-    ids = list(scan_folder(catalog, library).new_ids)
+    assert len(ids) == 2
+    ids = _added(catalog, library, ["b/3.mp3"])
     assert queue_processors(catalog, library, ["probe"], item_ids=ids) == [job]
     [queued] = _queued(catalog)
     assert queued["selection"] == {"paths": ["a/1.mp3", "a/2.mp3", "b/3.mp3"]}
@@ -102,10 +111,7 @@ def test_changes_join_the_queued_job_of_their_library_and_processor(
 def test_catching_up_on_more_items_than_a_job_names_covers_the_whole_library(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "lib"
-    make_files(root, ["a.mp3", "b.mp3", "c.mp3"])
-    library = library_for_folder(catalog, root)
-    scan_folder(catalog, library)
+    library = _scanned(catalog, tmp_path / "lib", ["a.mp3", "b.mp3", "c.mp3"])
     monkeypatch.setattr(queue, "MAX_PATHS", 2)
     [job] = queue_processors(catalog, library, ["probe"])
     [queued] = _queued(catalog)
@@ -116,16 +122,12 @@ def test_changes_never_join_a_job_someone_queued_with_their_own_options(
     catalog: Catalog, tmp_path: Path
 ) -> None:
     """A dry run or a hand-picked selection queued from the page stays as it was asked."""
-    root = tmp_path / "lib"
-    make_files(root, ["old.mp3"])
-    library = library_for_folder(catalog, root)
-    scan_folder(catalog, library)
+    library = _scanned(catalog, tmp_path / "lib", ["old.mp3"])
     dry = create_job(catalog, "probe", library, options={"dry_run": True}, queued=True)
     picked = create_job(
         catalog, "probe", library, options={}, selection={"paths": ["old.mp3"]}, queued=True
     )
-    make_files(root, ["new.mp3"])
-    ids = list(scan_folder(catalog, library).new_ids)
+    ids = _added(catalog, library, ["new.mp3"])
     [job] = queue_processors(catalog, library, ["probe"], item_ids=ids)
     assert job not in (dry, picked)
     queued = {j["job_id"]: j["selection"] for j in _queued(catalog)}
