@@ -21,11 +21,6 @@ def shown_path(path: str) -> str:
     return path
 
 
-def real_path(path_bytes: bytes) -> str:
-    """The real name as Python's file functions take it (undecodable bytes as surrogates)."""
-    return os.fsdecode(path_bytes)
-
-
 def b64(path_bytes: bytes) -> str:
     """The lossless form of a name in JSON or CSV: its bytes in base64."""
     return base64.b64encode(path_bytes).decode("ascii")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,17 +220,29 @@ def validate_options(
     """Refuse options that nothing reads (:class:`UnknownOptions`: a typo is never silently
     ignored), then build the processor once with its options, so an unknown processor or a
     bad option fails now, with its message, before anything is written. ``source`` is the
-    spec of the job's source library, whose options are allowed too."""
+    spec of the job's source library, whose options are allowed too.
+
+    A processor that does not declare its options (``option_names`` is ``None``: a plug-in
+    written before they were declared; every built-in declares its own) is given the options
+    nothing else reads unchecked, with a warning naming them: refusing them would break it,
+    passing them silently would hide a typo."""
     from mediamill.options import ENGINE_OPTION_NAMES
+    from mediamill.sources import source_option_names
 
     proc_cls = registry.get(processor)
     rest = {k: v for k, v in options.items() if k not in ENGINE_OPTION_NAMES}
-    if proc_cls.option_names is not None:
-        known = set(proc_cls.option_names)
-        if source is not None:
-            from mediamill.sources import source_option_names
-
-            known |= source_option_names(source)
+    from_source = source_option_names(source) if source is not None else frozenset()
+    if proc_cls.option_names is None:
+        unchecked = sorted(set(rest) - from_source)
+        if unchecked:
+            log.warning(
+                "%s does not declare its options (Processor.option_names): %s given to it "
+                "unchecked",
+                proc_cls.name,
+                ", ".join(unchecked),
+            )
+    else:
+        known = set(proc_cls.option_names) | from_source
         unknown = sorted(set(rest) - known)
         if unknown:
             takes = [f"{proc_cls.name} takes {', '.join(sorted(proc_cls.option_names)) or '—'}"]
@@ -250,9 +262,11 @@ def run_job(
     hooks: Sequence[Hook] = (),
     should_stop: Callable[[], str | None] | None = None,
     secrets: Any = None,
+    flags: Collection[str] = (),
 ) -> dict[str, Any]:
     """Run a job to its end in this process; returns its final status object. ``secrets``
-    (:func:`job_secrets`) are the processor's secret options, held in memory only."""
+    (:func:`job_secrets`) are the processor's secret options, held in memory only; ``flags``
+    the options given on the command line (the run plan says they came from a flag)."""
     engine.run_job(
         catalog,
         job_id,
@@ -260,6 +274,7 @@ def run_job(
         hooks=hooks,
         should_stop=should_stop,
         secrets=secrets,
+        flags=flags,
     )
     # the job's record went with a deleted or replaced catalog file: say so, not "completed"
     catalog.check_file()

@@ -243,6 +243,17 @@ def test_hostile_bodies_get_a_4xx_never_a_5xx(site: Site) -> None:
             assert client.get(path).status_code < 500, path
 
 
+def test_an_option_no_processor_reads_is_a_422_for_every_processor(site: Site) -> None:
+    from mediamill.processors import base as registry
+
+    with site.server.client() as client:
+        for processor in registry.available():
+            body = {"processor": processor, "library": "lib", "options": {"colour": "red"}}
+            response = client.post("/api/jobs", json=body)
+            assert response.status_code == 422, (processor, response.text)
+            assert f"unknown option colour: {processor} takes " in response.json()["detail"]
+
+
 def test_a_body_over_one_megabyte_is_refused_with_413(site: Site) -> None:
     """Refused as JSON with a ``detail``, like every other error, whether the body says
     its length or not."""

@@ -37,8 +37,6 @@ def check_relative(root: str, path: str) -> str:
 #: the system's own trees: never a library, an output or a playlist of the server, whatever
 #: ``allowed_roots`` says (``/`` as an allowed root must not open ``/etc/shadow``)
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/var/run")
-#: job options that name a file or folder the server would read or write
-PATH_OPTIONS = ("output", "report", "model_path")
 
 
 class ForbiddenPath(ValueError):

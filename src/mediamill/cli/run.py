@@ -189,6 +189,7 @@ def run(
             hooks=[hook, JobLog(library.name)],
             should_stop=lambda: "pause" if interrupted["n"] else None,
             secrets=ops.job_secrets(processor, options),
+            flags=frozenset(options),  # every option of this run is on its command line
         )
     except CatalogError as exc:
         raise fail(f"job {job_id} failed: {exc}", 1) from exc

@@ -53,10 +53,6 @@ class Coordinator:
         if self._thread is not None:
             self._thread.join(max(0.0, deadline - time.monotonic()))
 
-    @property
-    def running(self) -> list[str]:
-        return [job_id for job_id, t in self._running.items() if t.is_alive()]
-
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:

@@ -2,14 +2,16 @@
 
 A job stores the options it was given (CLI flags and ``--set``, an API request's ``options``,
 Python's ``options=``); the plan resolves them against the processor's defaults and the
-settings, in that order (job > processor default > settings > built-in), separates engine,
+settings, in that order (flag > job > processor default > settings > built-in: a value the
+command that runs the job was given on its command line is a flag's, one the job holds
+from an API request, Python or an earlier command is the job's), separates engine,
 processor and source options, and carries the selection and the result version. The runner
 reads nothing else: no stage looks back into the raw options.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -48,7 +50,8 @@ def engine_defaults(settings: Any) -> EngineOptions:
 
 
 #: where a value of the plan came from
-JOB, PROCESSOR, SETTINGS, BUILT_IN = "job", "processor", "settings", "built-in"
+FLAG, JOB, PROCESSOR, SETTINGS = "flag", "job", "processor", "settings"
+BUILT_IN = "built-in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class RunPlan:
     selection: Selection
     #: the result version results are stored with (``Processor.result_version``)
     version: str
-    #: engine option -> JOB | PROCESSOR | SETTINGS | BUILT_IN
+    #: engine option -> FLAG | JOB | PROCESSOR | SETTINGS | BUILT_IN
     origins: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,13 +77,15 @@ def resolve(
     *,
     defaults: EngineOptions,
     secrets: Any = None,
+    flags: Collection[str] = (),
 ) -> RunPlan:
     """The plan of a job ``record`` (as ``jobs.manager.get_job`` gives it) over ``library``;
     ``defaults`` are the engine options the settings give, ``secrets`` those the caller
-    holds for the processor (never stored with the job)."""
+    holds for the processor (never stored with the job), ``flags`` the names of the options
+    the caller was given on its command line."""
     options = {k: v for k, v in dict(record["options"] or {}).items() if v is not None}
     proc_cls = registry.get(record["processor"])
-    engine, origins = _engine(options, proc_cls, defaults)
+    engine, origins = _engine(options, proc_cls, defaults, flags)
     own = proc_cls.option_names
     rest = {k: v for k, v in options.items() if k not in ENGINE_OPTION_NAMES}
     processor_options = rest if own is None else {k: v for k, v in rest.items() if k in own}
@@ -106,14 +111,18 @@ def resolve(
 
 
 def _engine(
-    options: Mapping[str, Any], proc_cls: type[Processor], defaults: EngineOptions
+    options: Mapping[str, Any],
+    proc_cls: type[Processor],
+    defaults: EngineOptions,
+    flags: Collection[str],
 ) -> tuple[EngineOptions, dict[str, str]]:
     processor_defaults = {"workers": proc_cls.default_workers, "batch_size": proc_cls.batch_size}
     values = {f.name: getattr(defaults, f.name) for f in fields(EngineOptions)}
     origins: dict[str, str] = {}
     for option in ENGINE_OPTIONS:
         if option.name in options:
-            values[option.name], origins[option.name] = options[option.name], JOB
+            values[option.name] = options[option.name]
+            origins[option.name] = FLAG if option.name in flags else JOB
         elif processor_defaults.get(option.name):
             values[option.name] = processor_defaults[option.name]
             origins[option.name] = PROCESSOR

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,7 @@ class Runner:
         should_stop: Callable[[], str | None] | None = None,
         executor_settings: Mapping[str, Mapping[str, Any]] | None = None,
         secrets: Any = None,
+        flags: Collection[str] = (),
     ) -> None:
         self.catalog = catalog
         self.job_id = job_id
@@ -105,6 +106,8 @@ class Runner:
         #: who runs the job (``host:pid``, as its row says): the lease is renewed in its name
         self.owner = manager.this_owner()
         self.lease: _Lease | None = None
+        #: the options this process was given on its command line (their origin is "flag")
+        self.flags = frozenset(flags)
 
     def run(self) -> JobStatus:
         job = manager.get_job(self.catalog, self.job_id)
@@ -171,7 +174,9 @@ class Runner:
         library = self.catalog.library(record["library_id"]) if record["library_id"] else None
         if library is None:
             raise RuntimeError("the job's library no longer exists")
-        plan = resolve(record, library, defaults=self.defaults, secrets=self.secrets)
+        plan = resolve(
+            record, library, defaults=self.defaults, secrets=self.secrets, flags=self.flags
+        )
         opts = plan.engine
         pending = self.catalog.count_pending(
             plan.selection, plan.processor.name, plan.version, force=opts.force, job_id=self.job_id
@@ -407,9 +412,11 @@ def run_job(
     hooks: Sequence[Hook] = (),
     should_stop: Callable[[], str | None] | None = None,
     secrets: Any = None,
+    flags: Collection[str] = (),
 ) -> JobStatus:
     """Run a job to an end state in this process under ``settings``: how every entry point
-    runs a job (the CLI and Python through ``ops.run_job``, the server's coordinator)."""
+    runs a job (the CLI and Python through ``ops.run_job``, the server's coordinator).
+    ``flags``: the options given on this process's command line."""
     return Runner(
         catalog,
         job_id,
@@ -418,6 +425,7 @@ def run_job(
         should_stop=should_stop,
         executor_settings=settings.executors,
         secrets=secrets,
+        flags=flags,
     ).run()
 
 

@@ -42,10 +42,6 @@ ALLOWED_FROM: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class TransitionError(RuntimeError):
-    pass
-
-
 def transition(
     catalog: Catalog, job_id: str, to: JobStatus, *, expect: JobStatus | None = None, **values: Any
 ) -> bool:

@@ -101,9 +101,10 @@ class Processor:
     result_options: ClassVar[tuple[str, ...]] = ()
     #: hand each item the data of its last result (``ItemRef.previous``)
     wants_previous: ClassVar[bool] = False
-    #: every option ``process``/``finish`` read (``None``: not declared, anything goes): a job
-    #: given an option that neither the engine, the processor nor the source reads is
-    #: refused, so a typo is never silently ignored
+    #: every option ``process``/``finish`` read: a job given an option that neither the
+    #: engine, the processor nor the source reads is refused, so a typo is never silently
+    #: ignored. Every built-in declares its own; ``None`` (not declared: a plug-in) passes
+    #: every option on unchecked, with a warning naming those nothing else reads
     option_names: ClassVar[frozenset[str] | None] = None
     #: options that hold secrets, as dotted paths (``refresh.token``): never stored with a
     #: job nor shown by the API (``mediamill.redact``); a key of that name is removed at any

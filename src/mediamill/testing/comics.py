@@ -15,8 +15,6 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COMIC_FORMATS = ("cbz", "cb7", "cbt")
-
 
 def page_bytes(
     number: int, *, seed: int = 0, size: tuple[int, int] = (64, 96), fmt: str = "JPEG"

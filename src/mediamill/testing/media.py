@@ -25,7 +25,6 @@ from PIL.TiffImagePlugin import IFDRational
 
 AudioFormat = Literal["mp3", "flac", "m4a-aac", "m4a-alac", "opus", "ogg", "wav"]
 VideoFormat = Literal["mp4", "webm", "avi", "mov"]
-SubtitleCodec = Literal["subrip", "ass"]
 
 #: audio formats users have, keyed by what :func:`write_audio` accepts
 AUDIO_FORMATS: tuple[AudioFormat, ...] = (

@@ -300,9 +300,6 @@ class VodCatalog:
             "episodes": episodes,
         }
 
-    def episode_count(self) -> int:
-        return self.series * self.episodes_per_series
-
 
 def make_catalog(
     movies: int, series: int, episodes_per_series: int, seed: int = 0, **options: Any
