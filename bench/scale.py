@@ -94,10 +94,14 @@ class Cluster:
     def start(self, *concurrency: int) -> Cluster:
         for n, c in enumerate(concurrency):
             log = (self.home / f"worker-{len(self.procs)}-{n}.log").open("ab")
-            cmd = [venv_bin("mediamill"), "worker", "--concurrency", str(c)]
+            cmd = [venv_bin("mediamill"), "-v", "worker", "--concurrency", str(c)]
+            # a process group of its own (to kill the worker with all its processes), in this
+            # session: Linux's autogroup scheduler shares the cores between sessions, so a
+            # worker in a session of its own would get a share of its own next to other
+            # users' work, and the runs would not compete on equal terms
             self.procs.append(
                 subprocess.Popen(
-                    cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, process_group=0
                 )
             )
         self._wait_ready(len(concurrency))

@@ -3,10 +3,11 @@
 The runner stays the coordinator and the only writer of results. Each batch is one thin Celery
 task (JSON: item refs, processor name and options, where to reply); the broker holds only the
 in-flight window, a few batches per worker process. Workers reply on a queue of this run's own
-(start, outcomes every 0.1 s or a beat every 2 s, items handed back, done), so the runner knows
-which batch is alive: a batch silent for ``celery_lost_after`` seconds, or running past its
-budget, is given to another worker by the runner itself (Redis's visibility timeout plays no
-part), and the first outcome of an item wins (a batch delivered twice never counts twice).
+(start, outcomes every 0.1 s or a beat every 2 s, items handed back, done with the last
+outcomes), so the runner knows which batch is alive: a batch silent for ``celery_lost_after``
+seconds, or running past its budget, is given to another worker by the runner itself (Redis's
+visibility timeout plays no part), and the first outcome of an item wins (a batch delivered
+twice never counts twice).
 Cancel and pause broadcast a stop for this run (workers check it between items) and revoke the
 batches not yet started.
 """
@@ -519,7 +520,7 @@ class CeleryExecutor:
             batch.worker = str(msg.get("worker", ""))
             if kind == "start":  # again when the broker delivered it again: a fresh start
                 batch.started_at = now
-            elif kind == "outcomes":
+            elif kind in ("outcomes", "done"):  # "done" brings the batch's last ones
                 for row in msg.get("outcomes", ()):
                     self._accept(batch, row)
             elif kind == "returned":

@@ -115,10 +115,10 @@ class _State:
             )
         self.last_heartbeat = time.time()
 
-    def take_pool(self, payload: dict[str, Any]) -> tuple[str, ProcessPool]:
+    def idle_pool(self, payload: dict[str, Any]) -> tuple[str, ProcessPool | None]:
+        """The key of the local pool this batch needs, and an idle one of them if any (pools
+        idle for IDLE_POOL_SECONDS are stopped on the way)."""
         import json
-
-        from mediamill.executors.local import ProcessPool
 
         key = json.dumps(
             [payload["processor"], payload["options"], payload["item_timeout"]], sort_keys=True
@@ -137,16 +137,23 @@ class _State:
             pool = idle.pop()[0] if idle else None
         for _k, old in stale:
             old.stop()
-        if pool is None:
-            job = ExecutorJob(
-                payload["processor"],
-                payload["options"],
-                workers=1,
-                item_timeout=float(payload["item_timeout"]),
-            )
-            pool = ProcessPool(job)
-            pool.start()  # runs the processor's setup; ExecutorError when it fails
         return key, pool
+
+    @staticmethod
+    def new_pool(payload: dict[str, Any]) -> ProcessPool:
+        """A local pool of one worker process for this batch's processor and options; runs
+        the processor's ``setup`` (ExecutorError when it fails)."""
+        from mediamill.executors.local import ProcessPool
+
+        job = ExecutorJob(
+            payload["processor"],
+            payload["options"],
+            workers=1,
+            item_timeout=float(payload["item_timeout"]),
+        )
+        pool = ProcessPool(job)
+        pool.start()
+        return pool
 
     def give_back(self, key: str, pool: ProcessPool) -> None:
         with self.lock:
@@ -181,22 +188,31 @@ def runnable_processors() -> list[str]:
 
 # ------------------------------------------------------------------------------ the task
 def run_batch(payload: dict[str, Any]) -> None:
-    """One batch: the thin task. Item refs in, outcomes out on the run's reply queue."""
+    """One batch: the thin task. Item refs in, outcomes out on the run's reply queue.
+
+    A batch says it started once its first items are on their way to a worker process that
+    is already up (the publish then overlaps their processing), or before a new worker
+    process sets up (which may take a while); its last outcomes travel with "done"."""
     state = _Current.state
     assert state is not None, "run_batch runs in `mediamill worker` only"
+    began = time.monotonic()
     reply, batch_id, run = payload["reply"], payload["batch"], payload["run"]
     items = [decode_item(row, state.path_map) for row in payload["items"]]
     if state.stopped(run):
         state.publish(reply, _returned(batch_id, items, "stopped"))
         return
-    state.publish(reply, {"kind": "start", "batch": batch_id})
-    try:
-        with _beating(state, reply, batch_id):  # a processor's set-up may take a while
-            key, pool = state.take_pool(payload)
-    except ExecutorError as exc:
-        state.publish(reply, {"kind": "setup_failed", "batch": batch_id, "error": str(exc)})
-        return
-    state.batches[batch_id] = {
+    key, pool = state.idle_pool(payload)
+    fresh = pool is None
+    if pool is None:
+        state.publish(reply, {"kind": "start", "batch": batch_id})
+        try:
+            with _beating(state, reply, batch_id):
+                pool = state.new_pool(payload)
+        except ExecutorError as exc:
+            state.publish(reply, {"kind": "setup_failed", "batch": batch_id, "error": str(exc)})
+            return
+    pool_ready = time.monotonic()
+    info = state.batches[batch_id] = {
         "batch": batch_id,
         "job": payload.get("job", ""),
         "processor": payload["processor"],
@@ -205,7 +221,7 @@ def run_batch(payload: dict[str, Any]) -> None:
         "started_at": time.time(),
     }
     try:
-        _run_through(state, pool, payload, items)
+        busy, last = _run_through(state, pool, payload, items, announce=not fresh)
     except BaseException:
         pool.stop()  # its state is unknown: not given back
         raise
@@ -213,20 +229,37 @@ def run_batch(payload: dict[str, Any]) -> None:
         state.give_back(key, pool)
     finally:
         state.batches.pop(batch_id, None)
-    state.publish(reply, {"kind": "done", "batch": batch_id})
+    state.publish(reply, {"kind": "done", "batch": batch_id, "outcomes": last})
+    info["done"] += len(last)
+    state.items_done += len(last)
+    log.info(
+        "batch %s: %d item(s) in %.3f s: %.3f s waiting for a worker process, %.3f s in items",
+        batch_id[:8],
+        len(items),
+        time.monotonic() - began,
+        pool_ready - began,
+        busy,
+    )
 
 
 def _run_through(
-    state: _State, pool: ProcessPool, payload: dict[str, Any], items: list[ItemRef]
-) -> None:
+    state: _State,
+    pool: ProcessPool,
+    payload: dict[str, Any],
+    items: list[ItemRef],
+    *,
+    announce: bool,
+) -> tuple[float, list[list[Any]]]:
     """Feed the local pool a chunk at a time; send outcomes as they come, a beat when quiet;
-    stop feeding when the run is stopped or the batch's time is up (the rest goes back)."""
+    stop feeding when the run is stopped or the batch's time is up (the rest goes back).
+    ``announce``: say the batch started once its first items are submitted. Returns the
+    seconds its items took and the outcomes not sent yet (the last ones)."""
     reply, batch_id, run = payload["reply"], payload["batch"], payload["run"]
     ends_at = time.monotonic() + float(payload["batch_seconds"])
     todo: deque[ItemRef] = deque(items)
     pending: list[list[Any]] = []
     last_sent = time.monotonic()
-    chunk, item_seconds = 1, 0.0
+    chunk, item_seconds, busy = 1, 0.0, 0.0
     info = state.batches[batch_id]
     while todo or pool.pending_items():
         if todo and (state.stopped(run) or time.monotonic() >= ends_at):
@@ -235,21 +268,25 @@ def _run_through(
             todo.clear()
         while todo and pool.pending_items() < 2 * chunk:
             pool.submit([todo.popleft() for _ in range(min(chunk, len(todo)))])
+        if announce:
+            state.publish(reply, {"kind": "start", "batch": batch_id})
+            announce, last_sent = False, time.monotonic()
         for outcome in pool.poll(0.2):
             pending.append(encode_outcome(outcome))
+            busy += outcome.duration
             weight = 0.2 if item_seconds else 1.0
             item_seconds += weight * (outcome.duration - item_seconds)
         if pending:
             chunk = max(1, min(64, int(CHUNK_SECONDS / max(item_seconds, 1e-4))))
         now = time.monotonic()
-        finished = not todo and not pool.pending_items()
-        if (pending and (now - last_sent >= SEND_EVERY or finished)) or (
-            now - last_sent >= BEAT_EVERY
-        ):
+        if not todo and not pool.pending_items():
+            break  # the last outcomes go with "done"
+        if (pending and now - last_sent >= SEND_EVERY) or now - last_sent >= BEAT_EVERY:
             state.publish(reply, {"kind": "outcomes", "batch": batch_id, "outcomes": pending})
             info["done"] += len(pending)
             state.items_done += len(pending)
             pending, last_sent = [], now
+    return busy, pending
 
 
 @contextlib.contextmanager
@@ -295,6 +332,19 @@ def _register(app: Celery) -> None:
         return state.describe(processor) if state is not None else {}
 
 
+def _keep_logging(loglevel: str) -> None:
+    """Celery sets up no logging of its own (root level, handlers, stdout redirection) when
+    something receives its ``setup_logging`` signal; its loggers log at ``loglevel``."""
+    from celery import signals
+
+    def keep(**_kw: Any) -> None:
+        """mediamill's logs.setup already ran."""
+
+    signals.setup_logging.connect(keep, weak=False, dispatch_uid="mediamill-logging")
+    for name in ("celery", "kombu"):
+        logging.getLogger(name).setLevel(loglevel)
+
+
 def check_start(config: CeleryConfig, path_map: PathMap) -> None:
     """What must hold before the worker takes a batch: a readable path map, a broker."""
     problems = path_map.problems()
@@ -317,8 +367,12 @@ def serve(
     path_map: PathMap,
     loglevel: str = "WARNING",
 ) -> int:
-    """Run the worker until it is told to stop (SIGTERM, Ctrl-C); returns its exit code."""
+    """Run the worker until it is told to stop (SIGTERM, Ctrl-C); returns its exit code.
+
+    mediamill's logging stays as the command set it up (stderr at ``-v``, the log file at
+    ``log_level``, with each batch's timings at INFO); ``loglevel`` is Celery's own."""
     check_start(config, path_map)
+    _keep_logging(loglevel)
     app = make_app(config)
     name = f"mediamill-{os.getpid()}@{socket.gethostname()}"
     state = _Current.state = _State(
