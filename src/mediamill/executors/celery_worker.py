@@ -212,7 +212,7 @@ def run_batch(payload: dict[str, Any]) -> None:
             state.publish(reply, {"kind": "setup_failed", "batch": batch_id, "error": str(exc)})
             return
     pool_ready = time.monotonic()
-    info = state.batches[batch_id] = {
+    info = {
         "batch": batch_id,
         "job": payload.get("job", ""),
         "processor": payload["processor"],
@@ -220,8 +220,10 @@ def run_batch(payload: dict[str, Any]) -> None:
         "done": 0,
         "started_at": time.time(),
     }
+    if fresh:  # said it started: shown as running (mediamill_state) from now on
+        state.batches[batch_id] = info
     try:
-        busy, last = _run_through(state, pool, payload, items, announce=not fresh)
+        busy, last = _run_through(state, pool, payload, items, info, announce=not fresh)
     except BaseException:
         pool.stop()  # its state is unknown: not given back
         raise
@@ -247,20 +249,21 @@ def _run_through(
     pool: ProcessPool,
     payload: dict[str, Any],
     items: list[ItemRef],
+    info: dict[str, Any],
     *,
     announce: bool,
 ) -> tuple[float, list[list[Any]]]:
     """Feed the local pool a chunk at a time; send outcomes as they come, a beat when quiet;
     stop feeding when the run is stopped or the batch's time is up (the rest goes back).
-    ``announce``: say the batch started once its first items are submitted. Returns the
-    seconds its items took and the outcomes not sent yet (the last ones)."""
+    ``announce``: say the batch started once its first items are submitted (and only then
+    list it among this worker's batches). Returns the seconds its items took and the
+    outcomes not sent yet (the last ones)."""
     reply, batch_id, run = payload["reply"], payload["batch"], payload["run"]
     ends_at = time.monotonic() + float(payload["batch_seconds"])
     todo: deque[ItemRef] = deque(items)
     pending: list[list[Any]] = []
     last_sent = time.monotonic()
     chunk, item_seconds, busy = 1, 0.0, 0.0
-    info = state.batches[batch_id]
     while todo or pool.pending_items():
         if todo and (state.stopped(run) or time.monotonic() >= ends_at):
             why = "stopped" if state.stopped(run) else "time"
@@ -268,8 +271,9 @@ def _run_through(
             todo.clear()
         while todo and pool.pending_items() < 2 * chunk:
             pool.submit([todo.popleft() for _ in range(min(chunk, len(todo)))])
-        if announce:
+        if announce:  # before it shows as running: the runner must know it started first
             state.publish(reply, {"kind": "start", "batch": batch_id})
+            state.batches[batch_id] = info
             announce, last_sent = False, time.monotonic()
         for outcome in pool.poll(0.2):
             pending.append(encode_outcome(outcome))
