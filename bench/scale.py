@@ -108,7 +108,7 @@ class Cluster:
         return self
 
     def _wait_ready(self, count: int) -> None:
-        from mediamill.executors.celery import CeleryConfig, live_workers, make_app
+        from mediamill.executors.celery import CeleryConfig, close_app, live_workers, make_app
 
         app = make_app(CeleryConfig(self.env["MEDIAMILL_BROKER_URL"], self.prefix))
         pids = {p.pid for p in self.procs}
@@ -119,7 +119,7 @@ class Cluster:
                     return
             raise RuntimeError("the workers did not come up")
         finally:
-            app.close()
+            close_app(app)
 
     def kill(self, index: int) -> None:
         os.killpg(self.procs[index].pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ from mediamill.catalog.db import Catalog
 from mediamill.executors.celery import (
     CeleryConfig,
     WorkerInfo,
+    close_app,
     live_workers,
     make_app,
 )
@@ -200,7 +201,7 @@ class Cluster:
             worker.stop()
         for host in self.hosts:
             host.close()
-        self.app.close()
+        close_app(self.app)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -92,14 +92,19 @@ class CeleryConfig:
         return str(maybe_sanitize_url(self.broker_url))
 
 
+#: apps made by make_app and not closed yet, by broker URL (they share kombu's pools)
+_open_apps: Counter[str] = Counter()
+_apps_lock = threading.Lock()
+
+
 def make_app(config: CeleryConfig) -> Celery:
     """A Celery app for either end: JSON only, late acks, no prefetch beyond the task at hand.
-
-    Its broker connections come from kombu's pool for the URL, which every app of the process
-    shares: closing the app forgets it but leaves the pool to the others."""
+    Close it with :func:`close_app`."""
     from celery import Celery
 
     app = Celery("mediamill", broker=config.broker_url, set_as_current=False)
+    with _apps_lock:
+        _open_apps[config.broker_url] += 1
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -117,6 +122,28 @@ def make_app(config: CeleryConfig) -> Celery:
         task_default_queue=f"{config.queue_prefix}.{Work.IO}",
     )
     return app
+
+
+def close_app(app: Celery) -> None:
+    """Close an app of :func:`make_app`. Its broker connections come from kombu's pools for
+    the URL, which every app of the process shares and Celery never closes: the last app of
+    a broker closes them, so no broker socket outlives its use."""
+    from kombu import pools
+    from kombu.utils.collections import eqhash
+
+    url = str(app.conf.broker_url)
+    key = eqhash(app.connection_for_write())  # the pools' key: the URL's parts
+    app.close()
+    with _apps_lock:
+        _open_apps[url] -= 1
+        if _open_apps[url] > 0:
+            return
+        del _open_apps[url]
+        # producers first: they hold connections of the connection pool
+        idle = [dict.pop(group, key, None) for group in (pools.producers, pools.connections)]
+    for pool in idle:
+        if pool is not None:
+            pool.force_close_all()
 
 
 def reply_exchange() -> Any:
@@ -276,7 +303,7 @@ def list_workers(config: CeleryConfig, timeout: float = 1.0) -> list[dict[str, A
     try:
         return [w.as_dict() for w in live_workers(app, None, timeout)]
     finally:
-        app.close()
+        close_app(app)
 
 
 # ------------------------------------------------------------------------------ the executor
@@ -393,7 +420,7 @@ class CeleryExecutor:
         if self._discovery is not None:
             self._discovery.join(2.0)
         if self._app is not None:
-            self._app.close()
+            close_app(self._app)
 
     # -- the broker
     def _connect(self) -> None:
