@@ -3,7 +3,8 @@
 This module sits below the catalog, the processors, the executors and the engine, and imports
 none of them, so each of those can use these types without importing the others. Everything
 here is plain data: an :class:`Outcome` crosses process boundaries (pickled by the local
-pools) and machine boundaries (as JSON, :meth:`Outcome.as_dict` / :meth:`Outcome.from_dict`).
+pools) and machine boundaries (as JSON, :meth:`Outcome.as_dict` / :meth:`Outcome.from_dict`: the
+celery executor's wire format).
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from mediamill import ops
 from mediamill.catalog.db import Catalog
+from mediamill.catalog.models import Result
 from mediamill.jobs import manager
 from mediamill.settings import load
 from tests.conftest import make_files
@@ -82,6 +84,25 @@ def test_failures_and_skips_are_recorded_and_the_job_completes(
     assert found["a/fail1.bin"] == ("failed", None, cause)
     assert found["b/skip1.bin"][0:3:2] == ("skipped", "not for this processor")
     assert found["ok3.bin"] == ("ok", {"size": 64, "name": "ok3.bin"}, None)
+
+
+def test_a_transient_failure_on_a_worker_is_tried_again_by_the_next_run(
+    two_workers: Cluster, tmp_path: Path, sqlite_catalog: Catalog
+) -> None:
+    """A full disk on a worker is no verdict on the file: the next run tries it again, as
+    after a failure on this machine (the outcome carries its error class across)."""
+    root = tmp_path / "lib"
+    make_files(root, ["a.bin"])
+    full = tmp_path / "disk-is-full"
+    full.touch()
+    job = two_workers.run(sqlite_catalog, root, ECHO, full_disk_flag=str(full))
+    assert job["failed"] == 1, job
+    with sqlite_catalog.engine.connect() as conn:
+        error_class, attempts = conn.execute(select(Result.error_class, Result.attempts)).one()
+    assert (error_class, attempts) == ("transient", 1)
+    full.unlink()
+    again = two_workers.run(sqlite_catalog, root, ECHO, full_disk_flag=str(full))
+    assert (again["succeeded"], again["skipped"]) == (1, 0), again
 
 
 def test_a_hanging_item_and_a_crashing_one_cost_one_item_each_on_a_worker(

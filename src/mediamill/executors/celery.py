@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mediamill.core import ItemRef, ItemUpdate, Outcome, Status, Work
+from mediamill.core import ItemRef, Outcome, Work
 from mediamill.executors.base import ExecutorError, ExecutorJob
 
 if TYPE_CHECKING:
@@ -180,24 +180,6 @@ def decode_item(row: list[Any], path_map: PathMap) -> ItemRef:
         meta,
         previous,
     )
-
-
-def encode_outcome(outcome: Outcome) -> list[Any]:
-    update = outcome.item_update.as_dict() if outcome.item_update is not None else None
-    return [
-        outcome.item_id,
-        str(outcome.status),
-        outcome.data,
-        outcome.error,
-        outcome.duration,
-        update,
-    ]
-
-
-def decode_outcome(row: list[Any], worker: str) -> Outcome:
-    item_id, status, data, error, duration, update = row
-    item_update = ItemUpdate(**update) if update is not None else None
-    return Outcome(item_id, Status(status), data, error, duration, worker, item_update)
 
 
 class PathMap:
@@ -557,10 +539,12 @@ class CeleryExecutor:
             if kind == "done" or not batch.items:
                 self._finish(batch)
 
-    def _accept(self, batch: _Batch, row: list[Any]) -> None:
-        if batch.items.pop(row[0], None) is None:
+    def _accept(self, batch: _Batch, row: dict[str, Any]) -> None:
+        """An outcome as :meth:`Outcome.as_dict` sent it (its error class included, so a
+        transient failure is retried by the next run as it is after a local one)."""
+        if batch.items.pop(row["item_id"], None) is None:
             return  # already reported by another delivery of it
-        self._outcomes.append(decode_outcome(row, batch.worker))
+        self._outcomes.append(Outcome.from_dict({**row, "worker": batch.worker}))
 
     def _finish(self, batch: _Batch) -> None:
         del self._batches[batch.id]

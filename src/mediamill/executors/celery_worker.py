@@ -28,7 +28,6 @@ from mediamill.executors.celery import (
     CeleryConfig,
     PathMap,
     decode_item,
-    encode_outcome,
     make_app,
     reply_exchange,
 )
@@ -252,7 +251,7 @@ def _run_through(
     info: dict[str, Any],
     *,
     announce: bool,
-) -> tuple[float, list[list[Any]]]:
+) -> tuple[float, list[dict[str, Any]]]:
     """Feed the local pool a chunk at a time; send outcomes as they come, a beat when quiet;
     stop feeding when the run is stopped or the batch's time is up (the rest goes back).
     ``announce``: say the batch started once its first items are submitted (and only then
@@ -261,7 +260,7 @@ def _run_through(
     reply, batch_id, run = payload["reply"], payload["batch"], payload["run"]
     ends_at = time.monotonic() + float(payload["batch_seconds"])
     todo: deque[ItemRef] = deque(items)
-    pending: list[list[Any]] = []
+    pending: list[dict[str, Any]] = []
     last_sent = time.monotonic()
     chunk, item_seconds, busy = 1, 0.0, 0.0
     while todo or pool.pending_items():
@@ -276,7 +275,7 @@ def _run_through(
             state.batches[batch_id] = info
             announce, last_sent = False, time.monotonic()
         for outcome in pool.poll(0.2):
-            pending.append(encode_outcome(outcome))
+            pending.append(outcome.as_dict())
             busy += outcome.duration
             weight = 0.2 if item_seconds else 1.0
             item_seconds += weight * (outcome.duration - item_seconds)
