@@ -163,7 +163,7 @@ def test_a_processor_whose_setup_fails_fails_the_job_with_the_cause(
 
 
 def _run_in_thread(
-    found: Cluster, db_url: str, root: Path, **options: Any
+    found: Cluster, db_url: str, root: Path, processor: str = ECHO, **options: Any
 ) -> tuple[str, threading.Thread]:
     """Start a job on the cluster in a thread (its own catalog connection); return its id."""
     catalog = Catalog.open(db_url)
@@ -171,7 +171,7 @@ def _run_in_thread(
         library = ops.resolve_library(catalog, str(root))
         ops.refresh_library(catalog, library)
         job_id, _ = ops.prepare_job(
-            catalog, ECHO, library, options={"executor": "celery", **options}
+            catalog, processor, library, options={"executor": "celery", **options}
         )
 
     def run() -> None:
@@ -232,6 +232,37 @@ def test_cancel_and_pause_reach_running_batches_within_5_s_and_resume_finishes(
         found = results(catalog, root, ECHO)
         assert sorted(found) == names
         assert {status for status, _d, _e in found.values()} == {"ok"}
+    catalog.close()
+
+
+def test_a_renaming_job_paused_on_workers_records_every_rename(
+    two_workers: Cluster, tmp_path: Path, sqlite_url: str
+) -> None:
+    """What a worker did before it saw the pause (a file renamed), however early in its
+    batch, is recorded: after the resume every file was renamed once, every item followed
+    its file, and the next scan finds nothing changed."""
+    root = tmp_path / "lib"
+    names = [f"f{i:03d}.bin" for i in range(400)]
+    make_files(root, names)
+    job_id, thread = _run_in_thread(
+        two_workers, sqlite_url, root, "tests.helpers.processors:Renamer", batch_size=5
+    )
+    catalog = Catalog.open(sqlite_url)
+    _wait(lambda: manager.get_job(catalog, job_id)["processed_items"] >= 10, 60, "first items")
+    manager.request(catalog, job_id, "pause")
+    _wait(lambda: manager.get_job(catalog, job_id)["status"] == "paused", 10, "the pause")
+    thread.join(10)
+    manager.request(catalog, job_id, "resume")
+    with two_workers.settings_env():
+        done = ops.run_job(catalog, job_id, settings=load(db=sqlite_url))
+    assert (done["status"], done["processed_items"], done["succeeded"]) == ("completed", 400, 400)
+    renamed = sorted(f"renamed-{name}" for name in names)
+    assert sorted(p.name for p in root.iterdir()) == renamed
+    library = catalog.library_by_root(root)
+    assert library is not None
+    assert sorted(item.path for item in catalog.iter_items(library.id)) == renamed
+    report = ops.refresh_library(catalog, library)
+    assert (report["new"], report["changed"], report["missing"]) == (0, 0, 0)
     catalog.close()
 
 

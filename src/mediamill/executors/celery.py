@@ -41,6 +41,10 @@ TASK = "mediamill.run_batch"
 REPLY_EXCHANGE = "mediamill.replies"
 #: a worker says something about each batch it runs at least this often (seconds)
 BEAT_EVERY = 2.0
+#: how long a batch not known to have started is waited for after the job was asked to stop:
+#: a worker may have taken it just before, and what it did before seeing the stop (a file
+#: renamed) must be recorded, not dropped
+START_GRACE = 2.0
 #: the runner asks the broker which workers are alive this often (seconds)
 DISCOVER_EVERY = 5.0
 #: batches in the broker per live worker process (the one it runs and the next)
@@ -298,6 +302,8 @@ class _Batch:
     started_at: float | None = None
     last_word: float = 0.0
     worker: str = ""
+    #: when the job stopped while this batch was not known to have started (revoked then)
+    abandoned_at: float | None = None
 
 
 class CeleryExecutor:
@@ -377,9 +383,9 @@ class CeleryExecutor:
         dropped = [item.id for batch in self._waiting for item in batch]
         self._waiting.clear()
         queued = [b for b in self._batches.values() if b.started_at is None]
-        for batch in queued:
-            dropped.extend(batch.items)
-            del self._batches[batch.id]
+        now = time.monotonic()
+        for batch in queued:  # revoked; kept for START_GRACE in case a worker has it already
+            batch.abandoned_at = now
         self._revoke([b.id for b in queued])
         self._broadcast_stop()
         return dropped
@@ -554,7 +560,10 @@ class CeleryExecutor:
     def _check_batches(self) -> None:
         now = time.monotonic()
         for batch in list(self._batches.values()):
-            if batch.started_at is None:
+            if batch.started_at is None and batch.abandoned_at is not None:
+                late = now - batch.abandoned_at > START_GRACE
+                why = "was revoked before it started"
+            elif batch.started_at is None:
                 late = now - batch.sent_at > 3 * self.budget  # expired in the broker
                 why = "was not started before it expired"
             elif now - batch.last_word > self.config.lost_after:
@@ -563,7 +572,10 @@ class CeleryExecutor:
                 late = now - batch.started_at > self.budget
                 why = f"overran its {self.budget:g} s on {batch.worker}"
             if late:
-                log.warning("batch %s %s: %s", batch.id[:8], why, _redo(self._stopping))
+                revoked = batch.abandoned_at is not None and batch.started_at is None
+                (log.info if revoked else log.warning)(
+                    "batch %s %s: %s", batch.id[:8], why, _redo(self._stopping)
+                )
                 self._revoke([batch.id])
                 self._finish(batch)
 

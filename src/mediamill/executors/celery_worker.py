@@ -268,7 +268,10 @@ def _run_through(
             why = "stopped" if state.stopped(run) else "time"
             state.publish(reply, _returned(batch_id, list(todo), why))
             todo.clear()
-        while todo and pool.pending_items() < 2 * chunk:
+        # two chunks keep the pool busy; near the batch's end only one, so that at its end
+        # only the chunk being run is left (the runner's budget counts one item past it)
+        near_end = time.monotonic() + 2 * chunk * item_seconds >= ends_at
+        while todo and pool.pending_items() < (chunk if near_end else 2 * chunk):
             pool.submit([todo.popleft() for _ in range(min(chunk, len(todo)))])
         if announce:  # before it shows as running: the runner must know it started first
             state.publish(reply, {"kind": "start", "batch": batch_id})
