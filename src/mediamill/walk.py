@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 from typing import IO, Any
 
+from mediamill.names import shown_path
+
 #: names that are NAS or OS housekeeping, never media
 IGNORED_NAMES = frozenset(
     {
@@ -50,15 +52,6 @@ class ScanError(RuntimeError):
     """The library root itself cannot be walked (gone, not a folder, unreadable)."""
 
 
-def _shown_name(name: str) -> str:
-    """A name as the catalog shows it: undecodable bytes escaped (``\\xff``)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
-
-
 def is_temporary(name: str) -> bool:
     """Whether a file name is hidden or a temp file: dotfiles (``.~lock.x#``, mediamill's own
     ``.name.123.mmtmp``), Office's ``~$x.docx``, and names ending as :data:`TEMP_SUFFIXES`.
@@ -66,7 +59,8 @@ def is_temporary(name: str) -> bool:
     return name[0] == "." or name.startswith("~$") or name.lower().endswith(TEMP_SUFFIXES)
 
 
-def _inside(path: str, root: str) -> bool:
+def inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it (both real paths)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -90,7 +84,7 @@ def _listing(directory: str) -> list[tuple[str, str, bool, os.DirEntry[str]]]:
                 (name[-1] in _TEMP_ENDS or name[0] == "~") and is_temporary(name)
             ):
                 continue
-            shown = name if name.isascii() else _shown_name(name)
+            shown = name if name.isascii() else shown_path(name)
             if entry.is_dir(follow_symlinks=False):
                 keyed.append((shown + "/", shown, True, entry))
             else:
@@ -126,7 +120,7 @@ def walk(root: str, problems: list[tuple[str, str]], under: str = "") -> Iterato
         if under:
             return  # a file now where the folder was: the parent's scan finds it
         raise ScanError(f"library root {root} is not a folder")
-    if under and not _inside(os.path.realpath(start), real_root):
+    if under and not inside(os.path.realpath(start), real_root):
         raise ScanError(f"{under} leads out of the library root {root}")
     visited = {(root_stat.st_dev, root_stat.st_ino)}
     # (prefix of the shown paths in a folder, that folder's remaining sorted entries)
@@ -161,7 +155,7 @@ def walk(root: str, problems: list[tuple[str, str]], under: str = "") -> Iterato
                         if not os.path.exists(target):
                             problems.append((shown, "broken symlink"))
                             continue
-                        if not _inside(target, real_root):
+                        if not inside(target, real_root):
                             problems.append((shown, "symlink points outside the library root"))
                             continue
                     st = entry.stat()  # follows links (inside the root, checked above)

@@ -9,6 +9,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mediamill.walk import inside
+
 
 class UnsafePath(ValueError):
     pass
@@ -43,10 +45,6 @@ class ForbiddenPath(ValueError):
     """A path outside the folders the server may touch for its clients."""
 
 
-def _inside(real: str, root: str) -> bool:
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def check_allowed(path: str, roots: Sequence[str], what: str) -> str:
     """The real path of ``path`` (links resolved) when it lies under one of ``roots`` and
     outside :data:`SYSTEM_ROOTS`; raises :class:`ForbiddenPath` otherwise."""
@@ -54,10 +52,10 @@ def check_allowed(path: str, roots: Sequence[str], what: str) -> str:
         raise ForbiddenPath(f"{what} {path!r}: give an absolute path")
     real = os.path.realpath(path)
     for system in SYSTEM_ROOTS:
-        if _inside(real, os.path.realpath(system)) or _inside(real, system):
+        if inside(real, os.path.realpath(system)) or inside(real, system):
             raise ForbiddenPath(f"{what} {path!r}: the server never touches {system}")
     for root in roots:
-        if root and _inside(real, os.path.realpath(os.path.expanduser(root))):
+        if root and inside(real, os.path.realpath(os.path.expanduser(root))):
             return real
     allowed = ", ".join(roots) or "none"
     raise ForbiddenPath(

@@ -234,12 +234,8 @@ def _stored_path(path: str) -> tuple[str, bytes | None]:
     """``(path as the catalog shows it, its bytes when they are not UTF-8)``, the way the
     folder walk stores a name: undecodable bytes (surrogate escapes, as ``os.fsdecode``
     gives them) are shown escaped (``\\xff``) and kept exactly in ``path_bytes``."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = os.fsencode(path)
-        return raw.decode("utf-8", "backslashreplace"), raw
-    return path, None
+    shown = names.shown_path(path)
+    return shown, (None if shown == path else os.fsencode(path))
 
 
 def _item_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
