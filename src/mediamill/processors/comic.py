@@ -42,10 +42,12 @@ class ComicProcessor(Processor):
 
     name = "comic"
     version = "1"
-    # rewriting an archive is mostly copying bytes (I/O), and zipfile/zlib release the GIL
-    work = Work.IO
-    # each rewrite waits on fsync (10-20 ms on a busy disk): more threads than cores overlap
-    # those waits
+    # processes: about 3 ms of Python a file (planning, the ComicInfo XML, checking the copy)
+    # holds the GIL, so threads use one core (2,000 files: 9 s on threads, 6 s on processes,
+    # bench/comic.py); and a hostile archive that crashes libarchive costs one item, not the job
+    work = Work.CPU
+    # each rewrite also waits on fsync (10-20 ms on a busy disk): more processes than cores
+    # overlap those waits
     default_workers = 4
     kinds = frozenset({"comic"})
     dry_run_processes = True
