@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,6 @@ from tests.conftest import PG_URL, _pg_reachable, make_files, require_server, re
 from tests.helpers.server import Server
 
 ECHO = "tests.helpers.processors:Echo"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path / "home").start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

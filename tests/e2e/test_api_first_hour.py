@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,13 +21,6 @@ from tests.helpers.server import ROOT, Server, free_port
 
 ECHO = "tests.helpers.processors:Echo"
 ODD = b"caf\xe9 latin1.bin"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path / "home").start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mediamill.comic import archive as arc
 from mediamill.testing.comics import write_comic
 from tests.helpers.server import Server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path / "home").start()
-    yield srv
-    srv.stop()
 
 
 def test_a_comic_job_renames_and_tags_and_the_api_undoes_it(server: Server, tmp_path: Path) -> None:

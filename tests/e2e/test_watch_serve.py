@@ -4,23 +4,14 @@ watched by the server, says how, and misses nothing while the server is down."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from mediamill.testing.media import write_audio
 from tests.helpers.cli import mediamill
 from tests.helpers.server import Server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(f"sqlite:///{tmp_path / 'catalog.db'}", tmp_path / "home").start()
-    yield srv
-    srv.stop()
 
 
 def _wait(client: httpx.Client, check: Any, what: str, timeout: float = 60.0) -> Any:
