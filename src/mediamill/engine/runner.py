@@ -123,7 +123,10 @@ class Runner:
                 return JobStatus(manager.get_job(self.catalog, self.job_id)["status"])
         elif status is not JobStatus.RUNNING:
             return status
-        owner = manager.get_job(self.catalog, self.job_id)["owner"] or manager.this_owner()
+        # who the row names as its runner: this process when it just took the job, else the
+        # coordinator that claimed it for us
+        claimed = job["owner"] if status is JobStatus.RUNNING else None
+        owner = claimed or manager.this_owner()
         try:
             with _Lease(self.catalog, self.job_id, owner) as lease:
                 self.owner, self.lease = owner, lease
