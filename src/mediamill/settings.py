@@ -1,23 +1,27 @@
-"""One Settings object: defaults < mediamill.toml < MEDIAMILL_* environment < command-line flags."""
+"""One Settings object: defaults < mediamill.toml < MEDIAMILL_* environment < command-line flags.
+
+Read and checked without pydantic (importing it cost every command ~0.04 s of start-up): a
+field's annotation is its type and its ``metadata`` its bounds (``ge``, ``gt``, ``le``) or how
+a string splits into a list (``split``); :func:`_coerce` converts what a source gives as
+pydantic's lax mode did ("4" and 4.0 are 4, 1.5 is no int) and says what is wrong in its words."""
 
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import math
+import operator
 import os
 import re
 import tomllib
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +106,30 @@ def config_file() -> Path:
     return Path(platformdirs.user_config_dir("mediamill")) / "mediamill.toml"
 
 
-class Settings(BaseSettings):
-    """Every knob of mediamill, with the defaults of the embedded single-machine set-up."""
+def _default_workers() -> int:
+    return min(os.cpu_count() or 1, MAX_WORKERS)
 
-    model_config = SettingsConfigDict(env_prefix="MEDIAMILL_", extra="ignore")
+
+def _path_list(value: str) -> Any:
+    """``/srv/media:/home/me`` (``os.pathsep`` between paths), or a JSON list."""
+    text = value.strip()
+    return _json(value) if text.startswith("[") else [p for p in text.split(os.pathsep) if p]
+
+
+def _name_list(value: str) -> Any:
+    """``pkg.a, pkg.b`` (commas between names), or a JSON list."""
+    text = value.strip()
+    if text.startswith("["):
+        return _json(value)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@dataclass(kw_only=True, slots=True)
+class Settings:
+    """Every knob of mediamill, with the defaults of the embedded single-machine set-up.
+
+    ``Settings(workers=4)`` is those values and the defaults, converted and checked (else a
+    :class:`ConfigError`); :func:`load` takes them from flags, environment and file."""
 
     #: SQLAlchemy URL of the catalog; empty means SQLite in the data dir
     db: str = ""
@@ -114,13 +138,11 @@ class Settings(BaseSettings):
     executor: str = "auto"
     #: each executor's own settings: ``[executors.NAME]`` tables of mediamill.toml
     #: (``MEDIAMILL_EXECUTORS='{"NAME": {...}}'``), handed to that executor only
-    executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    workers: int = Field(
-        default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS), ge=1, le=MAX_WORKERS
-    )
-    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE)
+    executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workers: int = field(default_factory=_default_workers, metadata={"ge": 1, "le": MAX_WORKERS})
+    batch_size: int = field(default=32, metadata={"ge": 1, "le": MAX_BATCH_SIZE})
     #: seconds one item may take before it is recorded as failed and its worker replaced
-    item_timeout: float = Field(default=120.0, gt=0)
+    item_timeout: float = field(default=120.0, metadata={"gt": 0})
     #: API
     host: str = "127.0.0.1"
     port: int = 8484
@@ -128,19 +150,23 @@ class Settings(BaseSettings):
     #: folders a server may touch for its clients: library roots, strm output roots and
     #: ``m3u+file`` playlists must lie under one (the CLI, run by the user, is not limited).
     #: Environment: ``MEDIAMILL_ALLOWED_ROOTS=/srv/media:/home/me`` (or a JSON list)
-    allowed_roots: Annotated[list[str], NoDecode] = Field(default_factory=default_allowed_roots)
+    allowed_roots: list[str] = field(
+        default_factory=default_allowed_roots, metadata={"split": _path_list}
+    )
     #: modules whose ``module:Class`` processors an HTTP request may name (a module and its
     #: submodules; comma-separated in ``MEDIAMILL_ALLOWED_PROCESSOR_MODULES``). Empty: none,
     #: only the built-in and installed (entry-point) processors. The CLI is not limited.
-    allowed_processor_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_processor_modules: list[str] = field(
+        default_factory=list, metadata={"split": _name_list}
+    )
     #: jobs: how many run at once per coordinator, lease length, record retention
-    max_running_jobs: int = Field(default=1, ge=1)
-    lease_seconds: float = Field(default=30.0, gt=0)
-    job_retention_days: float = Field(default=30.0, ge=0)
+    max_running_jobs: int = field(default=1, metadata={"ge": 1})
+    lease_seconds: float = field(default=30.0, metadata={"gt": 0})
+    job_retention_days: float = field(default=30.0, metadata={"ge": 0})
     #: watched folders: quiet seconds before a changed folder is scanned, and how often a
     #: library is polled where native events cannot be had (network file systems, limits)
-    watch_settle_seconds: float = Field(default=5.0, gt=0)
-    watch_poll_seconds: float = Field(default=60.0, gt=0)
+    watch_settle_seconds: float = field(default=5.0, metadata={"gt": 0})
+    watch_poll_seconds: float = field(default=60.0, metadata={"gt": 0})
     #: Celery broker for the celery executor and `mediamill worker` (redis:// or amqp://)
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: the log file's level (debug, info, warning, error); stderr's is set by -v / -q
@@ -149,52 +175,38 @@ class Settings(BaseSettings):
     log_file: str = ""
     #: a worker's map from the runner's paths to its own: {"/srv/media": "/mnt/nas/media"}
     #: (longest prefix wins)
-    path_map: dict[str, str] = Field(default_factory=dict)
+    path_map: dict[str, str] = field(default_factory=dict)
     #: Celery queues are named <prefix>.io and <prefix>.cpu (by the processor's work) ...
     celery_queue_prefix: str = "mediamill"
     #: ... unless a processor is routed to a queue of its own: {"audio": "mediamill.audio"}
-    celery_routes: dict[str, str] = Field(default_factory=dict)
+    celery_routes: dict[str, str] = field(default_factory=dict)
     #: seconds a batch runs on a worker before it hands back the items it has not begun
     #: (batches are bounded in time, so the broker never redelivers one that is running)
-    celery_batch_seconds: float = Field(default=60.0, gt=0)
+    celery_batch_seconds: float = field(default=60.0, metadata={"gt": 0})
     #: seconds without a word from a running batch before the runner gives it to another worker
-    celery_lost_after: float = Field(default=20.0, gt=0)
+    celery_lost_after: float = field(default=20.0, metadata={"gt": 0})
     #: seconds a job waits for a live worker that can run its processor before it fails
-    celery_worker_wait: float = Field(default=30.0, ge=0)
+    celery_worker_wait: float = field(default=30.0, metadata={"ge": 0})
     #: Redis redelivers a message not acknowledged within this many seconds; it must exceed
     #: the longest batch (celery_batch_seconds + item_timeout)
-    celery_visibility_timeout: float = Field(default=7200.0, gt=0)
+    celery_visibility_timeout: float = field(default=7200.0, metadata={"gt": 0})
     #: `mediamill worker`: batches run at once (one local process each), and its queues
     #: (empty: <prefix>.io and <prefix>.cpu)
-    worker_concurrency: int = Field(default=1, ge=1)
-    worker_queues: list[str] = Field(default_factory=list)
+    worker_concurrency: int = field(default=1, metadata={"ge": 1})
+    worker_queues: list[str] = field(default_factory=list)
 
-    @field_validator("allowed_processor_modules", mode="before")
-    @classmethod
-    def _split_modules(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
+    def __post_init__(self) -> None:
+        problems = {}
+        for spec in fields(self):
+            try:
+                setattr(self, spec.name, _convert(spec, getattr(self, spec.name)))
+            except _Bad as bad:
+                problems[spec.name] = bad
+        if problems:
+            raise _Invalid(problems)
+        self._celery_section()
 
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @field_validator("allowed_roots", mode="before")
-    @classmethod
-    def _split_roots(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                return json.loads(text)
-            return [part for part in text.split(os.pathsep) if part]
-        return value
-
-    @model_validator(mode="after")
-    def _celery_section(self) -> Settings:
+    def _celery_section(self) -> None:
         """The celery executor's own settings (``[executors.celery]``) default to the
         top-level ones that `mediamill worker` reads too (``MEDIAMILL_BROKER_URL``, ...)."""
         top = {
@@ -207,18 +219,10 @@ class Settings(BaseSettings):
             "visibility_timeout": self.celery_visibility_timeout,
         }
         self.executors["celery"] = {**top, **self.executors.get("celery", {})}
-        return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls, config_file()))
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by name, in declaration order (tables and lists are copies)."""
+        return asdict(self)
 
     def db_url(self) -> str:
         if self.db:
@@ -226,19 +230,154 @@ class Settings(BaseSettings):
         return f"sqlite:///{data_dir() / 'catalog.db'}"
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    """``mediamill.toml``: malformed TOML is a :class:`ConfigError` naming the file and line;
-    keys that are not settings are dropped with a warning (and a "did you mean")."""
+#: every setting's name, in declaration order
+FIELDS: tuple[str, ...] = tuple(spec.name for spec in fields(Settings))
+#: every setting's type (the annotations, evaluated)
+_TYPES: dict[str, Any] = typing.get_type_hints(Settings)
+#: bounds a field's metadata may set: the test a value must pass, and pydantic's words for it
+_BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "gt": (operator.gt, "greater than"),
+    "ge": (operator.ge, "greater than or equal to"),
+    "le": (operator.le, "less than or equal to"),
+}
+#: an integer as a string: sign, digits (``_`` between them), and ``.0`` at most
+_INT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?")
 
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        super().__init__(settings_cls)
-        self.values = {k: v for k, v in read_config(path).items() if k in settings_cls.model_fields}
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.values.get(field_name), field_name, False
+class _Bad(Exception):
+    """A value that does not fit: the input at fault (an item, for a table or a list) and why."""
 
-    def __call__(self) -> dict[str, Any]:
-        return dict(self.values)
+    def __init__(self, value: Any, why: str) -> None:
+        super().__init__(why)
+        self.value = value
+        self.why = why
+
+
+class _Invalid(ConfigError):
+    """``Settings(...)`` given values that do not fit: one line per bad key."""
+
+    def __init__(self, problems: dict[str, _Bad]) -> None:
+        super().__init__("\n".join(f"{k} = {p.value!r}: {p.why}" for k, p in problems.items()))
+        self.problems = problems
+
+
+def _convert(spec: Field[Any], value: Any) -> Any:
+    """``value`` for setting ``spec``: split if it is a string of a list, converted, checked."""
+    split = spec.metadata.get("split")
+    converted = _coerce(
+        split(value) if split and isinstance(value, str) else value, _TYPES[spec.name]
+    )
+    for bound, limit in spec.metadata.items():
+        if bound in _BOUNDS:
+            test, words = _BOUNDS[bound]
+            if not test(converted, limit):
+                raise _Bad(value, f"Input should be {words} {limit}")  # as given: "0", not 0
+    return converted
+
+
+def _coerce(value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` (str, int, float, a Literal of strings, dict[str, X], list[X] or
+    Any), converted as pydantic's lax mode does; a new table or list, never the one given."""
+    if kind is Any:
+        return value
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise _Bad(value, "Input should be a valid string")
+    if kind is int:
+        return _int(value)
+    if kind is float:
+        return _float(value)
+    shape, args = typing.get_origin(kind), typing.get_args(kind)
+    if shape is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        *others, last = map(repr, args)
+        raise _Bad(value, f"Input should be {', '.join(others) + ' or ' if others else ''}{last}")
+    if shape is dict:
+        if not isinstance(value, Mapping):
+            raise _Bad(value, "Input should be a valid dictionary")
+        return {_coerce(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
+    if shape is list:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            raise _Bad(value, "Input should be a valid list")
+        return [_coerce(item, args[0]) for item in value]
+    raise TypeError(f"a setting of type {kind} cannot be read")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int):  # True and False too: 1 and 0, as pydantic's lax mode has it
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad(value, "Input should be a finite number")
+        if not value.is_integer():
+            raise _Bad(
+                value, "Input should be a valid integer, got a number with a fractional part"
+            )
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT.fullmatch(text):
+            return int(text.partition(".")[0])
+        raise _Bad(value, "Input should be a valid integer, unable to parse string as an integer")
+    raise _Bad(value, "Input should be a valid integer")
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond any float
+            raise _Bad(value, "Input should be a valid number") from None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if text.isascii():  # float() would take other scripts' digits
+                return float(text)
+        except ValueError:
+            pass
+        raise _Bad(value, "Input should be a valid number, unable to parse string as a number")
+    raise _Bad(value, "Input should be a valid number")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _Bad(text, f"Invalid JSON: {exc}") from None
+
+
+def _env_values() -> tuple[dict[str, Any], dict[str, _Bad]]:
+    """The settings set by ``MEDIAMILL_<NAME>`` variables (the name in any case), tables and
+    lists JSON-decoded (JSON ``null`` counts as not set), and the variables that are not JSON."""
+    env = {name.lower(): text for name, text in os.environ.items()}
+    values: dict[str, Any] = {}
+    problems: dict[str, _Bad] = {}
+    for spec in fields(Settings):
+        text = env.get(f"mediamill_{spec.name}")
+        if text is None:
+            continue
+        if "split" in spec.metadata or typing.get_origin(_TYPES[spec.name]) not in (dict, list):
+            values[spec.name] = text
+            continue
+        try:
+            value = _json(text)
+        except _Bad as bad:
+            problems[spec.name] = bad
+            continue
+        if value is not None:
+            values[spec.name] = value
+    return values, problems
+
+
+def _merged(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    """``low`` updated with ``high``, tables in both merged key by key, at any depth."""
+    merged = dict(low)
+    for key, value in high.items():
+        both = isinstance(merged.get(key), dict) and isinstance(value, dict)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
 
 
 _warned: set[tuple[str, str]] = set()
@@ -256,9 +395,9 @@ def read_config(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    known = list(Settings.model_fields)
+    known = list(FIELDS)
     for key in data:
-        if key in Settings.model_fields or (str(path), key) in _warned:
+        if key in _TYPES or (str(path), key) in _warned:
             continue
         _warned.add((str(path), key))
         near = difflib.get_close_matches(key, known, n=1)
@@ -294,14 +433,25 @@ def origin(key: str, flags: dict[str, Any] | None = None) -> str:
 def load(**overrides: Any) -> Settings:
     """Settings with flags applied; ``None`` flags mean "not given" and are dropped.
 
-    A value that is not valid is a :class:`ConfigError` of one line per bad key, naming
-    where it was set (flag, environment variable, or file and line)."""
+    Tables (``executors``, ``path_map``, ``celery_routes``) set in several places are merged,
+    key by key; names that are not settings are ignored. A value that is not valid is a
+    :class:`ConfigError` of one line per bad key, naming where it was set (flag, environment
+    variable, or file and line)."""
     flags = {k: v for k, v in overrides.items() if v is not None}
+    env, problems = _env_values()
+    values: dict[str, Any] = {}
+    for source in (read_config(config_file()), env, flags):
+        values = _merged(values, {k: v for k, v in source.items() if k in _TYPES})
     try:
-        return Settings(**flags)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            key = str(error["loc"][0]) if error["loc"] else "?"
-            lines.append(f"{origin(key, flags)}: {key} = {error['input']!r}: {error['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+        settings = Settings(**{k: v for k, v in values.items() if k not in problems})
+    except _Invalid as exc:
+        problems |= exc.problems
+    else:
+        if not problems:
+            return settings
+    lines = [
+        f"{origin(key, flags)}: {key} = {bad.value!r}: {bad.why}"
+        for key in FIELDS
+        if (bad := problems.get(key))
+    ]
+    raise ConfigError("\n".join(lines))

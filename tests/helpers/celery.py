@@ -134,7 +134,7 @@ class Cluster:
         with pytest.MonkeyPatch.context() as mp:
             for key, value in self.env.items():
                 mp.setenv(key, value)
-            return load().model_dump()
+            return load().as_dict()
 
     def start_worker(self, *args: str, wait: bool = True) -> Worker:
         self.home.mkdir(parents=True, exist_ok=True)

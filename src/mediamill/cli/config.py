@@ -57,7 +57,7 @@ def describe(settings: Settings, flags: dict[str, Any]) -> dict[str, Any]:
         "log_file": str(log_file(settings) or "none"),
         "settings": {
             key: {"value": shown_value(key, value), "from": origin(key, flags)}
-            for key, value in settings.model_dump().items()
+            for key, value in settings.as_dict().items()
         },
     }
 
