@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 
 from mediamill.catalog.db import Catalog, Selection
 from mediamill.catalog.models import Item, Library, Result
@@ -141,17 +141,14 @@ class Plans(Hook):
 def copy_library(source: Catalog, scratch: Catalog, library_id: int, processor: str) -> None:
     """The library, its items and ``processor``'s results on them, ids kept, into the empty
     catalog ``scratch``: what a job decides from (which items are due, a source's digest)."""
-    libraries: Table = Library.__table__  # type: ignore[assignment]
-    items: Table = Item.__table__  # type: ignore[assignment]
-    results: Table = Result.__table__  # type: ignore[assignment]
     queries = (
-        (libraries, select(libraries).where(libraries.c.id == library_id)),
-        (items, select(items).where(items.c.library_id == library_id)),
+        (Library, select(Library).where(Library.c.id == library_id)),
+        (Item, select(Item).where(Item.c.library_id == library_id)),
         (
-            results,
-            select(results)
-            .join(items, items.c.id == results.c.item_id)
-            .where(items.c.library_id == library_id, results.c.processor == processor),
+            Result,
+            select(Result)
+            .join(Item, Item.c.id == Result.c.item_id)
+            .where(Item.c.library_id == library_id, Result.c.processor == processor),
         ),
     )
     with source.engine.connect() as read, scratch.engine.begin() as write:

@@ -124,13 +124,13 @@ def find_resumable(
     stale = set(manager.stale_running_jobs(catalog, lease_seconds))
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Job.id, Job.status, Job.selection)
+            select(Job.c.id, Job.c.status, Job.c.selection)
             .where(
-                Job.processor == processor,
-                Job.library_id == library_id,
-                Job.status.in_(["paused", "running"]),
+                Job.c.processor == processor,
+                Job.c.library_id == library_id,
+                Job.c.status.in_(["paused", "running"]),
             )
-            .order_by(Job.created_at.desc())
+            .order_by(Job.c.created_at.desc())
         ).all()
     for job_id, status, job_selection in rows:
         if (job_selection or {}) == dict(selection) and (status == "paused" or job_id in stale):

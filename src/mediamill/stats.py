@@ -60,11 +60,13 @@ def library_stats(catalog: Catalog, library_id: int) -> dict[str, Any]:
     pass over the results' facets (``mediamill.facets``, kept as each result is written, read
     from one index) grouped by processor, status and facets, then the failures' causes."""
     with catalog.engine.connect() as conn:
-        present = (Item.library_id == library_id, Item.present.is_(True))
+        present = (Item.c.library_id == library_id, Item.c.present.is_(True))
         items, size = conn.execute(
-            select(func.count(), func.coalesce(func.sum(Item.size), 0)).where(*present)
+            select(func.count(), func.coalesce(func.sum(Item.c.size), 0)).where(*present)
         ).one()
-        kinds = conn.execute(select(Item.kind, func.count()).where(*present).group_by(Item.kind))
+        kinds = conn.execute(
+            select(Item.c.kind, func.count()).where(*present).group_by(Item.c.kind)
+        )
         args = {"lib": library_id, "present": True}
         grouped = conn.execute(_results_query(catalog.dialect, FACET_GROUPS), args).all()
         failures = conn.execute(_results_query(catalog.dialect, FAILURES), args).all()

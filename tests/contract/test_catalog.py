@@ -182,7 +182,7 @@ def test_a_new_sqlite_catalog_has_the_schema_that_migrating_step_by_step_gives(
     from sqlalchemy import create_engine, inspect, text
 
     from mediamill.catalog import db
-    from mediamill.catalog.models import Base
+    from mediamill.catalog.models import metadata
 
     created = Catalog.open(f"sqlite:///{tmp_path / 'created.db'}")
     migrated_engine = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
@@ -209,7 +209,7 @@ def test_a_new_sqlite_catalog_has_the_schema_that_migrating_step_by_step_gives(
 
     assert schema(created.engine) == schema(migrated_engine)
     with migrated_engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     with created.engine.connect() as conn:
         stamped = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     assert stamped == [HEAD_REVISION]  # so Alembic takes it from here at the next migration

@@ -98,7 +98,7 @@ def test_a_transient_failure_on_a_worker_is_tried_again_by_the_next_run(
     job = two_workers.run(sqlite_catalog, root, ECHO, full_disk_flag=str(full))
     assert job["failed"] == 1, job
     with sqlite_catalog.engine.connect() as conn:
-        error_class, attempts = conn.execute(select(Result.error_class, Result.attempts)).one()
+        error_class, attempts = conn.execute(select(Result.c.error_class, Result.c.attempts)).one()
     assert (error_class, attempts) == ("transient", 1)
     full.unlink()
     again = two_workers.run(sqlite_catalog, root, ECHO, full_disk_flag=str(full))

@@ -41,7 +41,7 @@ def test_a_running_job_whose_owner_died_is_taken_over(catalog: Catalog) -> None:
     with catalog.engine.begin() as conn:
         conn.execute(
             update(Job)
-            .where(Job.id == job_id)
+            .where(Job.c.id == job_id)
             .values(heartbeat_at=utcnow() - timedelta(seconds=60))
         )
     assert manager.claim_next(catalog, lease_seconds=30) == job_id
@@ -65,7 +65,7 @@ def test_old_finished_job_records_are_cleaned_up_and_recent_ones_kept(catalog: C
         transition(catalog, job_id, JobStatus.COMPLETED)
     with catalog.engine.begin() as conn:
         conn.execute(
-            update(Job).where(Job.id == old).values(completed_at=utcnow() - timedelta(days=40))
+            update(Job).where(Job.c.id == old).values(completed_at=utcnow() - timedelta(days=40))
         )
     assert manager.cleanup_old(catalog, retention_days=30) == 1
     remaining = {j["job_id"] for j in manager.list_jobs(catalog)[0]}
@@ -127,7 +127,7 @@ def test_a_runner_whose_job_was_taken_over_stops_and_leaves_it_to_its_new_owner(
         assert time.monotonic() < deadline, "the job did not start"
         time.sleep(0.05)
     with catalog.engine.begin() as conn:  # as a coordinator that took it over would
-        conn.execute(update(Job).where(Job.id == job_id).values(owner="elsewhere:1"))
+        conn.execute(update(Job).where(Job.c.id == job_id).values(owner="elsewhere:1"))
     thread.join(30)
     assert thread.ended == ["running"], "it stopped, the job not ended"  # type: ignore[attr-defined]
     job = manager.get_job(catalog, job_id)

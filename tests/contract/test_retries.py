@@ -18,7 +18,7 @@ ECHO = "tests.helpers.processors:Echo"
 
 def _retry(catalog: Catalog) -> tuple[int, object]:
     with catalog.engine.connect() as conn:
-        attempts, retry_at = conn.execute(select(Result.attempts, Result.retry_at)).one()
+        attempts, retry_at = conn.execute(select(Result.c.attempts, Result.c.retry_at)).one()
     return attempts, retry_at
 
 

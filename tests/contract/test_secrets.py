@@ -55,7 +55,7 @@ def test_a_secret_option_is_stored_nowhere(catalog: Catalog, processor: str, pat
         catalog, processor, None, options=ops.job_options(options, processor)
     )
     with catalog.engine.connect() as conn:
-        stored = conn.execute(select(Job.options).where(Job.id == job_id)).scalar_one()
+        stored = conn.execute(select(Job.c.options).where(Job.c.id == job_id)).scalar_one()
     assert SECRET not in json.dumps(stored)
     assert stored["workers"] == 2, "the other options are kept"
     assert SECRET not in json.dumps(manager.get_job(catalog, job_id))
@@ -89,7 +89,7 @@ def test_the_run_given_a_secret_uses_it_and_stores_it_nowhere(tmp_path: Path) ->
     assert server.token not in json.dumps(job)
     catalog = Catalog.open(db)
     with catalog.engine.connect() as conn:
-        rows = conn.execute(select(Job.options)).scalars().all()
+        rows = conn.execute(select(Job.c.options)).scalars().all()
     catalog.close()
     assert rows
     assert server.token not in json.dumps(rows)

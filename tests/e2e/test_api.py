@@ -464,7 +464,7 @@ def test_server_killed_mid_job_resumes_on_restart_and_every_item_is_done_once(
     with catalog.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Result)).scalar() == 61
         dupes = conn.execute(
-            select(Result.item_id).group_by(Result.item_id).having(func.count() > 1)
+            select(Result.c.item_id).group_by(Result.c.item_id).having(func.count() > 1)
         ).all()
     catalog.close()
     assert dupes == []

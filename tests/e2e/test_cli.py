@@ -110,7 +110,9 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates_or_losses(
     assert stored() == 400
     with catalog.engine.connect() as conn:
         per_item = conn.execute(
-            select(Result.item_id, func.count()).group_by(Result.item_id).having(func.count() > 1)
+            select(Result.c.item_id, func.count())
+            .group_by(Result.c.item_id)
+            .having(func.count() > 1)
         ).all()
     assert per_item == []
     processed = log.read_text().splitlines()

@@ -415,7 +415,7 @@ def test_a_schedule_missed_while_nothing_ran_runs_once(
     with catalog.engine.begin() as conn:  # the last run was three fire times ago
         conn.execute(
             update(Library)
-            .where(Library.id == lib.id)
+            .where(Library.c.id == lib.id)
             .values(scheduled_at=datetime.now(UTC) - timedelta(hours=3))
         )
     scanned = []

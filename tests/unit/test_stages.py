@@ -179,9 +179,9 @@ def library_items(catalog: Catalog, root: Path, names: list[str]) -> list[ItemRe
 
 def stored(catalog: Catalog, job_id: str) -> tuple[dict[int, str], tuple[int, int, int]]:
     with catalog.engine.connect() as conn:
-        results = dict(conn.execute(select(Result.item_id, Result.status)).all())
+        results = dict(conn.execute(select(Result.c.item_id, Result.c.status)).all())
         job = conn.execute(
-            select(Job.processed_items, Job.succeeded, Job.failed).where(Job.id == job_id)
+            select(Job.c.processed_items, Job.c.succeeded, Job.c.failed).where(Job.c.id == job_id)
         ).one()
     return results, tuple(job)
 
@@ -268,7 +268,7 @@ def test_an_outcome_for_an_item_that_left_the_catalog_is_dropped_and_the_rest_st
     items = library_items(catalog, tmp_path / "lib", ["a", "b"])
     job_id = manager.create_job(catalog, ECHO, None)
     with catalog.engine.begin() as conn:
-        conn.execute(delete(Item).where(Item.id == items[0].id))
+        conn.execute(delete(Item).where(Item.c.id == items[0].id))
     writer = Writer(
         catalog, job_id=job_id, processor=ECHO, version="1", dry_run=False, counters=Counters()
     )

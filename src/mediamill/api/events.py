@@ -17,11 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
 from mediamill.api.schemas import shown_selection
 from mediamill.catalog.db import Catalog
-from mediamill.catalog.models import Job, Library, utcnow
+from mediamill.catalog.models import Job, utcnow
 from mediamill.jobs import manager
 
 log = logging.getLogger(__name__)
@@ -78,23 +77,21 @@ class EventBroker:
         time (the first poll only learns the state), and ``{"job_id", "deleted": True}`` for
         each job seen before that no longer exists."""
         recent = utcnow() - timedelta(minutes=1)
-        with Session(self.catalog.engine) as session:
-            rows = session.execute(
-                select(Job, Library.name)
-                .outerjoin(Library, Library.id == Job.library_id)
-                .where(
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(
+                manager.with_library(select(Job)).where(
                     or_(
-                        Job.status.in_(["queued", "running", "paused"]),
-                        Job.completed_at > recent,
-                        Job.created_at > recent,
+                        Job.c.status.in_(["queued", "running", "paused"]),
+                        Job.c.completed_at > recent,
+                        Job.c.created_at > recent,
                     )
                 )
             ).all()
-            jobs: list[dict[str, Any]] = [manager.as_dict(job, name) for job, name in rows]
+            jobs: list[dict[str, Any]] = [manager.as_dict(row, row.library) for row in rows]
             # jobs seen before and gone from this list: deleted, or finished long enough ago
             gone = self._seen.keys() - {job["job_id"] for job in jobs}
             if gone:
-                kept = set(session.scalars(select(Job.id).where(Job.id.in_(sorted(gone)))))
+                kept = set(conn.scalars(select(Job.c.id).where(Job.c.id.in_(sorted(gone)))))
                 for job_id in gone:
                     del self._seen[job_id]
                     if job_id not in kept:

@@ -31,7 +31,9 @@ class _JobsCollector(Collector):
             "mediamill_jobs", "Jobs in the catalog by state", labels=["status"]
         )
         with self.catalog.engine.connect() as conn:
-            counts = dict(conn.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            counts: dict[str, int] = dict(
+                conn.execute(select(Job.c.status, func.count()).group_by(Job.c.status)).all()
+            )
         for status in ("queued", "running", "paused", "completed", "failed", "cancelled"):
             family.add_metric([status], counts.get(status, 0))
         yield family

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (pydantic), separate from the ORM models."""
+"""Request and response bodies of the HTTP API (pydantic), separate from the catalog's tables."""
 
 from __future__ import annotations
 

@@ -37,11 +37,19 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from mediamill import names
-from mediamill.catalog.models import Base, Claim, Item, ItemChange, Job, Library, Result, utcnow
+from mediamill.catalog.models import (
+    Claim,
+    Item,
+    ItemChange,
+    Job,
+    Library,
+    Result,
+    metadata,
+    utcnow,
+)
 from mediamill.core import ErrorClass, ItemRef, ItemUpdate, Outcome, Status
 from mediamill.facets import facets_of
 
@@ -213,7 +221,7 @@ def _create_current_schema(conn: Connection) -> None:
     the first ``mediamill run`` starts 0.2 s sooner. A contract test checks that migrating
     step by step gives the very same schema.
     """
-    Base.metadata.create_all(conn)
+    metadata.create_all(conn)
     conn.execute(
         text(
             "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -244,8 +252,13 @@ def _item_rows(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
     for start in range(0, len(ids), 500):
         found = conn.execute(
             select(
-                Item.id, Item.library_id, Item.path, Item.size, Item.mtime_ns, Item.fingerprint
-            ).where(Item.id.in_(ids[start : start + 500]))
+                Item.c.id,
+                Item.c.library_id,
+                Item.c.path,
+                Item.c.size,
+                Item.c.mtime_ns,
+                Item.c.fingerprint,
+            ).where(Item.c.id.in_(ids[start : start + 500]))
         )
         rows.update({row.id: row for row in found})
     return rows
@@ -258,8 +271,8 @@ def _paths_taken(conn: Connection, targets: Iterable[tuple[int, str]]) -> bool:
         by_library.setdefault(library_id, []).append(path)
     for library_id, paths in by_library.items():
         for start in range(0, len(paths), 500):
-            query = select(Item.id).where(
-                Item.library_id == library_id, Item.path.in_(paths[start : start + 500])
+            query = select(Item.c.id).where(
+                Item.c.library_id == library_id, Item.c.path.in_(paths[start : start + 500])
             )
             if conn.execute(query.limit(1)).first() is not None:
                 return True
@@ -281,7 +294,7 @@ def _updated_fingerprint(row: Any, change: ItemUpdate) -> tuple[int, int, str]:
 def _live_jobs() -> Any:
     """The ids of jobs that run and have shown a heartbeat within :data:`CLAIM_LEASE`."""
     since = utcnow() - timedelta(seconds=CLAIM_LEASE)
-    return select(Job.id).where(Job.status == "running", Job.heartbeat_at > since)
+    return select(Job.c.id).where(Job.c.status == "running", Job.c.heartbeat_at > since)
 
 
 def _is_transient(outcome: Outcome) -> bool:
@@ -396,7 +409,11 @@ class Catalog:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(
-                    Library.id, Library.name, Library.root, Library.kind, Library.scanned_at
+                    Library.c.id,
+                    Library.c.name,
+                    Library.c.root,
+                    Library.c.kind,
+                    Library.c.scanned_at,
                 ).where(where)
             ).first()
         return LibraryRef(*row) if row else None
@@ -405,35 +422,39 @@ class Catalog:
         key = str(root)
         if "://" not in key:
             key = os.path.abspath(key)
-        return self._library(Library.root == key)
+        return self._library(Library.c.root == key)
 
     def library_by_name(self, name: str) -> LibraryRef | None:
-        return self._library(Library.name == name)
+        return self._library(Library.c.name == name)
 
     def library(self, library_id: int) -> LibraryRef | None:
-        return self._library(Library.id == library_id)
+        return self._library(Library.c.id == library_id)
 
     def libraries(self) -> list[LibraryRef]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    Library.id, Library.name, Library.root, Library.kind, Library.scanned_at
-                ).order_by(Library.name)
+                    Library.c.id,
+                    Library.c.name,
+                    Library.c.root,
+                    Library.c.kind,
+                    Library.c.scanned_at,
+                ).order_by(Library.c.name)
             ).all()
         return [LibraryRef(*r) for r in rows]
 
     def delete_library(self, library_id: int) -> None:
         with self.engine.begin() as conn:
-            item_ids = select(Item.id).where(Item.library_id == library_id)
-            conn.execute(delete(Result).where(Result.item_id.in_(item_ids)))
-            conn.execute(delete(Item).where(Item.library_id == library_id))
-            conn.execute(update(Job).where(Job.library_id == library_id).values(library_id=None))
-            conn.execute(delete(Library).where(Library.id == library_id))
+            item_ids = select(Item.c.id).where(Item.c.library_id == library_id)
+            conn.execute(delete(Result).where(Result.c.item_id.in_(item_ids)))
+            conn.execute(delete(Item).where(Item.c.library_id == library_id))
+            conn.execute(update(Job).where(Job.c.library_id == library_id).values(library_id=None))
+            conn.execute(delete(Library).where(Library.c.id == library_id))
 
     def mark_scanned(self, library_id: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                update(Library).where(Library.id == library_id).values(scanned_at=utcnow())
+                update(Library).where(Library.c.id == library_id).values(scanned_at=utcnow())
             )
 
     def source_digest(self, library_id: int) -> str | None:
@@ -441,7 +462,7 @@ class Catalog:
         answers, or a folder's listing (see :meth:`syncing_to`)."""
         with self.engine.connect() as conn:
             value = conn.execute(
-                select(Library.source_digest).where(Library.id == library_id)
+                select(Library.c.source_digest).where(Library.c.id == library_id)
             ).scalar_one_or_none()
         return str(value) if value else None
 
@@ -458,7 +479,7 @@ class Catalog:
     def _set_source_digest(self, library_id: int, digest: str | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                update(Library).where(Library.id == library_id).values(source_digest=digest)
+                update(Library).where(Library.c.id == library_id).values(source_digest=digest)
             )
 
     def export_stamp(self, library_id: int, processor: str) -> str:
@@ -472,15 +493,15 @@ class Catalog:
             items = conn.execute(
                 select(
                     func.count(),
-                    func.max(Item.id),
-                    func.max(Item.last_changed),
-                    func.sum(case((Item.present.is_(True), 1), else_=0)),
-                ).where(Item.library_id == library_id)
+                    func.max(Item.c.id),
+                    func.max(Item.c.last_changed),
+                    func.sum(case((Item.c.present.is_(True), 1), else_=0)),
+                ).where(Item.c.library_id == library_id)
             ).one()
             results = conn.execute(
-                select(func.count(), func.max(Result.id), func.max(Result.updated_at))
-                .join(Item, Item.id == Result.item_id)
-                .where(Item.library_id == library_id, Result.processor == processor)
+                select(func.count(), func.max(Result.c.id), func.max(Result.c.updated_at))
+                .join(Item, Item.c.id == Result.c.item_id)
+                .where(Item.c.library_id == library_id, Result.c.processor == processor)
             ).one()
         raw = repr((tuple(items), tuple(results))).encode()
         return hashlib.blake2b(raw, digest_size=16).hexdigest()
@@ -488,9 +509,9 @@ class Catalog:
     def library_counts(self, library_id: int) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Item.kind, func.count())
-                .where(Item.library_id == library_id, Item.present.is_(True))
-                .group_by(Item.kind)
+                select(Item.c.kind, func.count())
+                .where(Item.c.library_id == library_id, Item.c.present.is_(True))
+                .group_by(Item.c.kind)
             ).all()
         return dict(rows)
 
@@ -504,9 +525,9 @@ class Catalog:
             for start in range(0, len(paths), 900):
                 chunk = paths[start : start + 900]
                 rows = conn.execute(
-                    select(Item.path, Item.id, Item.size, Item.mtime_ns, Item.present).where(
-                        Item.library_id == library_id, Item.path.in_(chunk)
-                    )
+                    select(
+                        Item.c.path, Item.c.id, Item.c.size, Item.c.mtime_ns, Item.c.present
+                    ).where(Item.c.library_id == library_id, Item.c.path.in_(chunk))
                 )
                 for path, item_id, size, mtime_ns, present in rows:
                     out[path] = (item_id, size, mtime_ns, present)
@@ -528,8 +549,8 @@ class Catalog:
             )
             ids = (
                 conn.execute(
-                    select(Item.id).where(
-                        Item.library_id == library_id, Item.path.in_([r["path"] for r in rows])
+                    select(Item.c.id).where(
+                        Item.c.library_id == library_id, Item.c.path.in_([r["path"] for r in rows])
                     )
                 )
                 .scalars()
@@ -546,7 +567,7 @@ class Catalog:
             for row in rows:
                 conn.execute(
                     update(Item)
-                    .where(Item.id == row["id"])
+                    .where(Item.c.id == row["id"])
                     .values(
                         present=True,
                         last_changed=now,
@@ -561,11 +582,13 @@ class Catalog:
             with self.engine.connect() as conn:
                 ids = (
                     conn.execute(
-                        select(Item.id)
+                        select(Item.c.id)
                         .where(
-                            Item.library_id == library_id, Item.present.is_(present), Item.id > last
+                            Item.c.library_id == library_id,
+                            Item.c.present.is_(present),
+                            Item.c.id > last,
                         )
-                        .order_by(Item.id)
+                        .order_by(Item.c.id)
                         .limit(PAGE * 10)
                     )
                     .scalars()
@@ -588,7 +611,7 @@ class Catalog:
         of 100,000 files, building a row object per item was a fifth of the time.
         """
         with self.engine.connect() as conn:
-            max_id = conn.execute(select(func.max(Item.id))).scalar() or 0
+            max_id = conn.execute(select(func.max(Item.c.id))).scalar() or 0
             raw: Any = conn.connection.dbapi_connection
             columns = "SELECT path, id, size, mtime_ns, present FROM items"
             params: tuple[Any, ...] = (library_id, max_id)
@@ -621,7 +644,7 @@ class Catalog:
             for start in range(0, len(item_ids), 900):
                 conn.execute(
                     update(Item)
-                    .where(Item.id.in_(item_ids[start : start + 900]))
+                    .where(Item.c.id.in_(item_ids[start : start + 900]))
                     .values(present=False, last_changed=utcnow())
                 )
 
@@ -632,7 +655,7 @@ class Catalog:
             for start in range(0, len(item_ids), 900):
                 chunk = list(item_ids[start : start + 900])
                 paths += conn.execute(
-                    select(Item.path).where(Item.id.in_(chunk), Item.present.is_(True))
+                    select(Item.c.path).where(Item.c.id.in_(chunk), Item.c.present.is_(True))
                 ).scalars()
         return paths
 
@@ -640,8 +663,8 @@ class Catalog:
         with self.engine.connect() as conn:
             return bool(
                 conn.execute(
-                    select(Item.id)
-                    .where(Item.library_id == library_id, Item.present.is_(False))
+                    select(Item.c.id)
+                    .where(Item.c.library_id == library_id, Item.c.present.is_(False))
                     .limit(1)
                 ).first()
             )
@@ -663,16 +686,18 @@ class Catalog:
             chunk = list(new_ids[start : start + 900])
             with self.engine.begin() as conn:
                 new = conn.execute(
-                    select(Item.id, Item.path, Item.path_bytes, Item.size, Item.mtime_ns)
-                    .where(Item.id.in_(chunk))
-                    .where(~select(Result.id).where(Result.item_id == Item.id).exists())
+                    select(Item.c.id, Item.c.path, Item.c.path_bytes, Item.c.size, Item.c.mtime_ns)
+                    .where(Item.c.id.in_(chunk))
+                    .where(~select(Result.c.id).where(Result.c.item_id == Item.c.id).exists())
                 ).all()
                 stats = {(row.size, row.mtime_ns) for row in new}
                 rows = conn.execute(
-                    select(Item.id, Item.path, Item.size, Item.mtime_ns, Item.present).where(
-                        Item.library_id == library_id,
-                        Item.size.in_(sorted({size for size, _ in stats})),
-                        Item.id.not_in(chunk),
+                    select(
+                        Item.c.id, Item.c.path, Item.c.size, Item.c.mtime_ns, Item.c.present
+                    ).where(
+                        Item.c.library_id == library_id,
+                        Item.c.size.in_(sorted({size for size, _ in stats})),
+                        Item.c.id.not_in(chunk),
                     )
                 ).all()
                 moved_away = [
@@ -698,10 +723,10 @@ class Catalog:
                 continue
             old = candidates[0]
             by_stat[(row.size, row.mtime_ns)].remove(old)
-            conn.execute(delete(Item).where(Item.id == row.id))
+            conn.execute(delete(Item).where(Item.c.id == row.id))
             conn.execute(
                 update(Item)
-                .where(Item.id == old.id)
+                .where(Item.c.id == old.id)
                 .values(path=row.path, path_bytes=row.path_bytes, present=True,
                         last_changed=utcnow())
             )  # fmt: skip
@@ -773,13 +798,13 @@ class Catalog:
         now = utcnow()
         stmt = (
             update(Item)
-            .where(Item.id == bindparam("b_id"))
+            .where(Item.c.id == bindparam("b_id"))
             .values(
                 present=True,
                 last_changed=now,
                 kind=bindparam("b_kind"),
                 fingerprint=bindparam("b_fingerprint"),
-                meta=bindparam("b_meta", type_=Item.meta.type),
+                meta=bindparam("b_meta", type_=Item.c.meta.type),
             )
         )
         values = [
@@ -827,7 +852,9 @@ class Catalog:
         with self.engine.connect() as conn:
             for start in range(0, len(item_ids), 900):
                 rows = conn.execute(
-                    select(Item.id, Item.path).where(Item.id.in_(item_ids[start : start + 900]))
+                    select(Item.c.id, Item.c.path).where(
+                        Item.c.id.in_(item_ids[start : start + 900])
+                    )
                 )
                 keep.extend(
                     i
@@ -843,8 +870,8 @@ class Catalog:
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 900):
                 rows = conn.execute(
-                    select(Item.path, Item.id, Item.fingerprint, Item.present).where(
-                        Item.library_id == library_id, Item.path.in_(keys[start : start + 900])
+                    select(Item.c.path, Item.c.id, Item.c.fingerprint, Item.c.present).where(
+                        Item.c.library_id == library_id, Item.c.path.in_(keys[start : start + 900])
                     )
                 )
                 for path, item_id, fp, present in rows:
@@ -874,29 +901,29 @@ class Catalog:
         self, sel: Selection, processor: str, version: str, *, force: bool, job_id: str | None
     ) -> Any:
         """SQL condition for the items of ``sel`` that still need ``processor``."""
-        cond = [Item.library_id == sel.library_id, Item.present.is_(True)]
+        cond = [Item.c.library_id == sel.library_id, Item.c.present.is_(True)]
         if sel.kinds is not None:
-            cond.append(Item.kind.in_(sorted(sel.kinds)))
+            cond.append(Item.c.kind.in_(sorted(sel.kinds)))
         if sel.paths is not None:
-            cond.append(Item.path.in_(list(sel.paths)))
+            cond.append(Item.c.path.in_(list(sel.paths)))
         if sel.only == "failed":
-            cond.append(Result.status == Status.FAILED)
+            cond.append(Result.c.status == Status.FAILED)
         elif sel.only == "new":
-            cond.append(Result.id.is_(None))
+            cond.append(Result.c.id.is_(None))
         if force or sel.only == "failed":
             # everything selected, except what this very job already did (so a resumed forced
             # job does not start over)
             if job_id is not None:
                 cond.append(
-                    or_(Result.id.is_(None), Result.job_id.is_(None), Result.job_id != job_id)
+                    or_(Result.c.id.is_(None), Result.c.job_id.is_(None), Result.c.job_id != job_id)
                 )
         else:
             cond.append(
                 or_(
-                    Result.id.is_(None),
-                    Result.version != version,
-                    Result.fingerprint != Item.fingerprint,
-                    Result.retry_at <= utcnow(),  # a transient failure that is due again
+                    Result.c.id.is_(None),
+                    Result.c.version != version,
+                    Result.c.fingerprint != Item.c.fingerprint,
+                    Result.c.retry_at <= utcnow(),  # a transient failure that is due again
                 )
             )
         if job_id is not None and self._others_claim(processor, job_id):
@@ -904,16 +931,16 @@ class Catalog:
         return and_(*cond)
 
     def _join(self, processor: str) -> Any:
-        return Item.__table__.outerjoin(
-            Result.__table__, and_(Result.item_id == Item.id, Result.processor == processor)
+        return Item.outerjoin(
+            Result, and_(Result.c.item_id == Item.c.id, Result.c.processor == processor)
         )
 
     def count_selection(self, sel: Selection) -> int:
-        cond = [Item.library_id == sel.library_id, Item.present.is_(True)]
+        cond = [Item.c.library_id == sel.library_id, Item.c.present.is_(True)]
         if sel.kinds is not None:
-            cond.append(Item.kind.in_(sorted(sel.kinds)))
+            cond.append(Item.c.kind.in_(sorted(sel.kinds)))
         if sel.paths is not None:
-            cond.append(Item.path.in_(list(sel.paths)))
+            cond.append(Item.c.path.in_(list(sel.paths)))
         with self.engine.connect() as conn:
             return int(
                 conn.execute(select(func.count()).select_from(Item).where(*cond)).scalar_one()
@@ -952,25 +979,25 @@ class Catalog:
         (with ``with_previous``, each carries the data of its last result)."""
         cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
         cols: tuple[Any, ...] = (
-            Item.id,
-            Item.path,
-            Item.path_bytes,
-            Item.kind,
-            Item.size,
-            Item.mtime_ns,
-            Item.fingerprint,
-            Item.meta,
+            Item.c.id,
+            Item.c.path,
+            Item.c.path_bytes,
+            Item.c.kind,
+            Item.c.size,
+            Item.c.mtime_ns,
+            Item.c.fingerprint,
+            Item.c.meta,
         )
         if with_previous:
-            cols = (*cols, Result.data.label("previous"))
+            cols = (*cols, Result.c.data.label("previous"))
         last = 0
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(*cols)
                     .select_from(self._join(processor))
-                    .where(cond, Item.id > last)
-                    .order_by(Item.id)
+                    .where(cond, Item.c.id > last)
+                    .order_by(Item.c.id)
                     .limit(page)
                 ).all()
             if not rows:
@@ -988,22 +1015,24 @@ class Catalog:
         lib = self.library(library_id)
         root = lib.root if lib else None
         cols = (
-            Item.id,
-            Item.path,
-            Item.path_bytes,
-            Item.kind,
-            Item.size,
-            Item.mtime_ns,
-            Item.fingerprint,
-            Item.meta,
+            Item.c.id,
+            Item.c.path,
+            Item.c.path_bytes,
+            Item.c.kind,
+            Item.c.size,
+            Item.c.mtime_ns,
+            Item.c.fingerprint,
+            Item.c.meta,
         )
         last = 0
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(*cols)
-                    .where(Item.library_id == library_id, Item.present.is_(True), Item.id > last)
-                    .order_by(Item.id)
+                    .where(
+                        Item.c.library_id == library_id, Item.c.present.is_(True), Item.c.id > last
+                    )
+                    .order_by(Item.c.id)
                     .limit(PAGE)
                 ).all()
             if not rows:
@@ -1024,19 +1053,19 @@ class Catalog:
 
         last = 0
         join = self._join(processor)
-        data = cast(Result.data, Text).label("data")
-        meta = cast(Item.meta, Text).label("meta")
+        data = cast(Result.c.data, Text).label("data")
+        meta = cast(Item.c.meta, Text).label("meta")
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(Item.id, Item.path, Item.kind, Result.status, data, meta)
+                    select(Item.c.id, Item.c.path, Item.c.kind, Result.c.status, data, meta)
                     .select_from(join)
                     .where(
-                        Item.library_id == library_id,
-                        Item.present.is_(present),
-                        Item.id > last,
+                        Item.c.library_id == library_id,
+                        Item.c.present.is_(present),
+                        Item.c.id > last,
                     )
-                    .order_by(Item.id)
+                    .order_by(Item.c.id)
                     .limit(PAGE)
                 ).all()
             if not rows:
@@ -1050,10 +1079,10 @@ class Catalog:
         (few: one indexed query, the map stays small even for a huge library)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Item.path, Item.path_bytes).where(
-                    Item.library_id == library_id,
-                    Item.present.is_(True),
-                    Item.path_bytes.is_not(None),
+                select(Item.c.path, Item.c.path_bytes).where(
+                    Item.c.library_id == library_id,
+                    Item.c.present.is_(True),
+                    Item.c.path_bytes.is_not(None),
                 )
             ).all()
         return {path: bytes(raw) for path, raw in rows if raw is not None}
@@ -1061,7 +1090,7 @@ class Catalog:
     def item_id(self, library_id: int, path: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(Item.id).where(Item.library_id == library_id, Item.path == path)
+                select(Item.c.id).where(Item.c.library_id == library_id, Item.c.path == path)
             ).scalar()
 
     # ---------------------------------------------------------------- results
@@ -1148,7 +1177,7 @@ class Catalog:
                 if refused and "succeeded" in values and "failed" in values:
                     values["succeeded"] -= len(refused)
                     values["failed"] += len(refused)
-                conn.execute(update(Job).where(Job.id == job_id).values(**values))
+                conn.execute(update(Job).where(Job.c.id == job_id).values(**values))
         return refused
 
     @staticmethod
@@ -1160,7 +1189,7 @@ class Catalog:
         found: set[int] = set()
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
-            found.update(conn.execute(select(Item.id).where(Item.id.in_(chunk))).scalars())
+            found.update(conn.execute(select(Item.c.id).where(Item.c.id.in_(chunk))).scalars())
         gone = [item_id for item_id in ids if item_id not in found]
         if gone:
             log.warning("%d outcome(s) dropped: their items left the catalog meanwhile", len(gone))
@@ -1171,17 +1200,17 @@ class Catalog:
         library, current path and presence."""
         query = (
             select(
-                ItemChange.id,
-                ItemChange.item_id,
-                ItemChange.processor,
-                ItemChange.change,
-                Item.library_id,
-                Item.path,
-                Item.present,
+                ItemChange.c.id,
+                ItemChange.c.item_id,
+                ItemChange.c.processor,
+                ItemChange.c.change,
+                Item.c.library_id,
+                Item.c.path,
+                Item.c.present,
             )
-            .join(Item, Item.id == ItemChange.item_id)
-            .where(ItemChange.job_id == job_id, ItemChange.undone_at.is_(None))
-            .order_by(ItemChange.id)
+            .join(Item, Item.c.id == ItemChange.c.item_id)
+            .where(ItemChange.c.job_id == job_id, ItemChange.c.undone_at.is_(None))
+            .order_by(ItemChange.c.id)
         )
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
@@ -1194,11 +1223,13 @@ class Catalog:
             applied = self._apply_item_update(conn, item_id, update_, now)
             if isinstance(applied, _Refused):
                 return applied.cause
-            conn.execute(update(ItemChange).where(ItemChange.id == change_id).values(undone_at=now))
+            conn.execute(
+                update(ItemChange).where(ItemChange.c.id == change_id).values(undone_at=now)
+            )
         return None
 
     def _upsert_results(self) -> Any:
-        stmt = self._insert(Result.__table__)
+        stmt = self._insert(Result)
         return stmt.on_conflict_do_update(
             index_elements=["item_id", "processor"],
             set_={
@@ -1225,8 +1256,8 @@ class Catalog:
     def _attempts(conn: Connection, processor: str, item_ids: Sequence[int]) -> dict[int, int]:
         """How many transient failures in a row each item's last result counts."""
         rows = conn.execute(
-            select(Result.item_id, Result.attempts).where(
-                Result.processor == processor, Result.item_id.in_(item_ids)
+            select(Result.c.item_id, Result.c.attempts).where(
+                Result.c.processor == processor, Result.c.item_id.in_(item_ids)
             )
         )
         return {int(item_id): int(attempts) for item_id, attempts in rows.all()}
@@ -1235,9 +1266,9 @@ class Catalog:
         """How many of the job's failures are transient and how many permanent."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(Result.error_class, func.count())
-                .where(Result.job_id == job_id, Result.status == Status.FAILED)
-                .group_by(Result.error_class)
+                select(Result.c.error_class, func.count())
+                .where(Result.c.job_id == job_id, Result.c.status == Status.FAILED)
+                .group_by(Result.c.error_class)
             ).all()
         counts = {str(ErrorClass.TRANSIENT): 0, str(ErrorClass.PERMANENT): 0}
         for error_class, n in rows:
@@ -1251,14 +1282,14 @@ class Catalog:
 
     # ---------------------------------------------------------------- claims
     def _claimed_elsewhere(self, processor: str, job_id: str) -> Any:
-        """SQL condition: the item is claimed by another job that runs (see :class:`Claim`)."""
+        """SQL condition: the item is claimed by another job that runs (see ``models.Claim``)."""
         return (
-            select(Claim.item_id)
+            select(Claim.c.item_id)
             .where(
-                Claim.item_id == Item.id,
-                Claim.processor == processor,
-                Claim.job_id != job_id,
-                Claim.job_id.in_(_live_jobs()),
+                Claim.c.item_id == Item.c.id,
+                Claim.c.processor == processor,
+                Claim.c.job_id != job_id,
+                Claim.c.job_id.in_(_live_jobs()),
             )
             .exists()
         )
@@ -1271,11 +1302,11 @@ class Catalog:
         with self.engine.connect() as conn:
             return (
                 conn.execute(
-                    select(Claim.item_id)
+                    select(Claim.c.item_id)
                     .where(
-                        Claim.processor == processor,
-                        Claim.job_id != job_id,
-                        Claim.job_id.in_(_live_jobs()),
+                        Claim.c.processor == processor,
+                        Claim.c.job_id != job_id,
+                        Claim.c.job_id.in_(_live_jobs()),
                     )
                     .limit(1)
                 ).first()
@@ -1290,21 +1321,21 @@ class Catalog:
             # claims of jobs that no longer run (finished, paused, dead) hold nothing
             conn.execute(
                 delete(Claim).where(
-                    Claim.processor == processor,
-                    Claim.item_id.in_(ids),
-                    Claim.job_id.not_in(_live_jobs()),
+                    Claim.c.processor == processor,
+                    Claim.c.item_id.in_(ids),
+                    Claim.c.job_id.not_in(_live_jobs()),
                 )
             )
             conn.execute(
-                self._insert(Claim.__table__).on_conflict_do_nothing(),
+                self._insert(Claim).on_conflict_do_nothing(),
                 [{"item_id": i, "processor": processor, "job_id": job_id} for i in ids],
             )
             mine = set(
                 conn.execute(
-                    select(Claim.item_id).where(
-                        Claim.processor == processor,
-                        Claim.job_id == job_id,
-                        Claim.item_id.in_(ids),
+                    select(Claim.c.item_id).where(
+                        Claim.c.processor == processor,
+                        Claim.c.job_id == job_id,
+                        Claim.c.item_id.in_(ids),
                     )
                 ).scalars()
             )
@@ -1347,22 +1378,24 @@ class Catalog:
             else:
                 kept.append(values)
         common: dict[Any, Any] = {
-            Item.last_changed: now,
-            Item.size: bindparam("b_size"),
-            Item.mtime_ns: bindparam("b_mtime"),
-            Item.fingerprint: bindparam("b_fp"),
+            Item.c.last_changed: now,
+            Item.c.size: bindparam("b_size"),
+            Item.c.mtime_ns: bindparam("b_mtime"),
+            Item.c.fingerprint: bindparam("b_fp"),
         }
-        by_id = update(Item).where(Item.id == bindparam("b_id"))
+        by_id = update(Item).where(Item.c.id == bindparam("b_id"))
         if kept:
             conn.execute(by_id.values(common), kept)
         if moved:
             paths: dict[Any, Any] = {
-                Item.path: bindparam("b_path"),
-                Item.path_bytes: bindparam("b_path_bytes"),
+                Item.c.path: bindparam("b_path"),
+                Item.c.path_bytes: bindparam("b_path_bytes"),
             }
             conn.execute(by_id.values({**common, **paths}), moved)
         for library_id in sorted({row.library_id for row in rows.values()}):
-            conn.execute(update(Library).where(Library.id == library_id).values(source_digest=None))
+            conn.execute(
+                update(Library).where(Library.c.id == library_id).values(source_digest=None)
+            )
         return applied
 
     def _apply_each(
@@ -1386,17 +1419,19 @@ class Catalog:
         (:class:`_Refused`): the processor overwrote another file of the library.
         """
         row = conn.execute(
-            select(Item.library_id, Item.path, Item.size, Item.mtime_ns, Item.fingerprint).where(
-                Item.id == item_id
-            )
+            select(
+                Item.c.library_id, Item.c.path, Item.c.size, Item.c.mtime_ns, Item.c.fingerprint
+            ).where(Item.c.id == item_id)
         ).one()
         values: dict[str, Any] = {"last_changed": now}
         if change.path is not None:
             shown, raw = _stored_path(change.path)
             if shown != row.path:
                 holder = conn.execute(
-                    select(Item.id, Item.present).where(
-                        Item.library_id == row.library_id, Item.path == shown, Item.id != item_id
+                    select(Item.c.id, Item.c.present).where(
+                        Item.c.library_id == row.library_id,
+                        Item.c.path == shown,
+                        Item.c.id != item_id,
                     )
                 ).one_or_none()
                 if holder is not None and holder.present:
@@ -1405,13 +1440,15 @@ class Catalog:
                         "of the library; the move was not recorded"
                     )
                 if holder is not None:
-                    conn.execute(delete(Result).where(Result.item_id == holder.id))
-                    conn.execute(delete(Item).where(Item.id == holder.id))
+                    conn.execute(delete(Result).where(Result.c.item_id == holder.id))
+                    conn.execute(delete(Item).where(Item.c.id == holder.id))
                 values.update(path=shown, path_bytes=raw)
         size, mtime_ns, fingerprint = _updated_fingerprint(row, change)
         values.update(size=size, mtime_ns=mtime_ns, fingerprint=fingerprint)
-        conn.execute(update(Item).where(Item.id == item_id).values(**values))
-        conn.execute(update(Library).where(Library.id == row.library_id).values(source_digest=None))
+        conn.execute(update(Item).where(Item.c.id == item_id).values(**values))
+        conn.execute(
+            update(Library).where(Library.c.id == row.library_id).values(source_digest=None)
+        )
         return fingerprint
 
     def iter_results(
@@ -1440,22 +1477,29 @@ class Catalog:
         order the items were first found)."""
         last = 0
         join = self._join(processor)
-        cond = [Item.library_id == library_id, Item.present.is_(True)]
+        cond = [Item.c.library_id == library_id, Item.c.present.is_(True)]
         if kinds is not None:
-            cond.append(Item.kind.in_(sorted(kinds)))
+            cond.append(Item.c.kind.in_(sorted(kinds)))
         if not with_pending:
-            cond.append(Result.id.is_not(None))
+            cond.append(Result.c.id.is_not(None))
         if status == "pending":
-            cond.append(Result.id.is_(None))
+            cond.append(Result.c.id.is_(None))
         elif status:
-            cond.append(Result.status == status)
+            cond.append(Result.c.status == status)
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(Item.id, Item.path, Item.kind, Result.status, Result.data, Result.error)
+                    select(
+                        Item.c.id,
+                        Item.c.path,
+                        Item.c.kind,
+                        Result.c.status,
+                        Result.c.data,
+                        Result.c.error,
+                    )
                     .select_from(join)
-                    .where(*cond, Item.id > last)
-                    .order_by(Item.id)
+                    .where(*cond, Item.c.id > last)
+                    .order_by(Item.c.id)
                     .limit(PAGE)
                 ).all()
             if not rows:
@@ -1466,21 +1510,15 @@ class Catalog:
 
     def item_results(self, library_id: int, path: str) -> dict[str, Any] | None:
         """One item with every processor's latest result, or ``None``."""
-        with Session(self.engine) as conn:
-            item = (
-                conn.execute(select(Item).where(Item.library_id == library_id, Item.path == path))
-                .scalars()
-                .first()
-            )
+        with self.engine.connect() as conn:
+            item = conn.execute(
+                select(Item).where(Item.c.library_id == library_id, Item.c.path == path)
+            ).first()
             if item is None:
                 return None
-            results = (
-                conn.execute(
-                    select(Result).where(Result.item_id == item.id).order_by(Result.processor)
-                )
-                .scalars()
-                .all()
-            )
+            results = conn.execute(
+                select(Result).where(Result.c.item_id == item.id).order_by(Result.c.processor)
+            ).all()
             return {
                 "path": item.path,
                 "kind": item.kind,
@@ -1502,11 +1540,11 @@ class Catalog:
             }
 
     def count_results(self, processor: str, library_id: int | None = None) -> dict[str, int]:
-        q = select(Result.status, func.count()).where(Result.processor == processor)
+        q = select(Result.c.status, func.count()).where(Result.c.processor == processor)
         if library_id is not None:
-            q = q.join(Item, Item.id == Result.item_id).where(Item.library_id == library_id)
+            q = q.join(Item, Item.c.id == Result.c.item_id).where(Item.c.library_id == library_id)
         with self.engine.connect() as conn:
-            return dict(conn.execute(q.group_by(Result.status)).all())
+            return dict(conn.execute(q.group_by(Result.c.status)).all())
 
     def search_items(
         self,
@@ -1520,16 +1558,16 @@ class Catalog:
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of a library's present items (path contains ``q``) with ``processor``'s result."""
-        cond = [Item.library_id == library_id, Item.present.is_(True)]
+        cond = [Item.c.library_id == library_id, Item.c.present.is_(True)]
         if q:
             escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            cond.append(Item.path.ilike(f"%{escaped}%", escape="\\"))
+            cond.append(Item.c.path.ilike(f"%{escaped}%", escape="\\"))
         if kind:
-            cond.append(Item.kind == kind)
+            cond.append(Item.c.kind == kind)
         if status == "pending":
-            cond.append(Result.id.is_(None))
+            cond.append(Result.c.id.is_(None))
         elif status:
-            cond.append(Result.status == status)
+            cond.append(Result.c.status == status)
         join = self._join(processor)
         return self._item_page(join, cond, limit, offset)
 
@@ -1537,10 +1575,10 @@ class Catalog:
         self, job_id: str, *, status: str | None = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the results a job wrote (``status``: ok, failed or skipped)."""
-        cond = [Result.job_id == job_id]
+        cond = [Result.c.job_id == job_id]
         if status:
-            cond.append(Result.status == status)
-        join = Result.__table__.join(Item.__table__, Item.id == Result.item_id)
+            cond.append(Result.c.status == status)
+        join = Result.join(Item, Item.c.id == Result.c.item_id)
         return self._item_page(join, cond, limit, offset)
 
     def _item_page(
@@ -1553,19 +1591,19 @@ class Catalog:
             )
             rows = conn.execute(
                 select(
-                    Item.path,
-                    Item.path_bytes,
-                    Item.kind,
-                    Item.size,
-                    Result.status,
-                    Result.error,
-                    Result.data,
-                    Result.duration,
-                    Result.error_class,
+                    Item.c.path,
+                    Item.c.path_bytes,
+                    Item.c.kind,
+                    Item.c.size,
+                    Result.c.status,
+                    Result.c.error,
+                    Result.c.data,
+                    Result.c.duration,
+                    Result.c.error_class,
                 )
                 .select_from(join)
                 .where(*cond)
-                .order_by(Item.path)
+                .order_by(Item.c.path)
                 .limit(limit)
                 .offset(offset)
             ).all()
@@ -1590,10 +1628,10 @@ class Catalog:
 
     def release_claims(self, conn: Connection, job_id: str) -> None:
         """Forget what a job claimed (it stopped running); in the caller's transaction."""
-        conn.execute(delete(Claim).where(Claim.job_id == job_id))
+        conn.execute(delete(Claim).where(Claim.c.job_id == job_id))
 
     def update_job(self, job_id: str, **values: Any) -> None:
         """Set job columns other than ``status`` (that one changes in jobs.status only)."""
         assert "status" not in values
         with self._write_lock, self.engine.begin() as conn:
-            conn.execute(update(Job).where(Job.id == job_id).values(**values))
+            conn.execute(update(Job).where(Job.c.id == job_id).values(**values))

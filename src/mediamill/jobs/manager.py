@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 
 from mediamill.catalog.db import Catalog
 from mediamill.catalog.models import Job, Library, Result, utcnow
@@ -83,7 +82,8 @@ def create_job(
     return job_id
 
 
-def as_dict(job: Job, library: str | None, rate_fallback: float = 0.0) -> dict[str, Any]:
+def as_dict(job: Row[Any], library: str | None, rate_fallback: float = 0.0) -> dict[str, Any]:
+    """A job's row (every column of ``jobs``) as the API and the CLI show it."""
     done = job.processed_items
     total = job.total_items
     return {
@@ -118,30 +118,34 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def with_library(query: Select[Any]) -> Select[Any]:
+    """``query`` on jobs, plus the name of each job's library as ``library`` (``None`` once
+    the library is deleted)."""
+    return query.add_columns(Library.c.name.label("library")).outerjoin(
+        Library, Library.c.id == Job.c.library_id
+    )
+
+
 def get_job(catalog: Catalog, job_id: str) -> dict[str, Any]:
-    with Session(catalog.engine) as session:
-        row = session.execute(
-            select(Job, Library.name)
-            .outerjoin(Library, Library.id == Job.library_id)
-            .where(Job.id == job_id)
-        ).first()
+    with catalog.engine.connect() as conn:
+        row = conn.execute(with_library(select(Job)).where(Job.c.id == job_id)).first()
     if row is None:
         raise JobNotFound(job_id)
-    return as_dict(row[0], row[1])
+    return as_dict(row, row.library)
 
 
 def list_jobs(
     catalog: Catalog, *, status: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
-    q = select(Job, Library.name).outerjoin(Library, Library.id == Job.library_id)
+    q = with_library(select(Job))
     count = select(func.count()).select_from(Job)
     if status:
-        q = q.where(Job.status == status)
-        count = count.where(Job.status == status)
-    with Session(catalog.engine) as session:
-        rows = session.execute(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)).all()
-        total = int(session.execute(count).scalar_one())
-    return [as_dict(r[0], r[1]) for r in rows], total
+        q = q.where(Job.c.status == status)
+        count = count.where(Job.c.status == status)
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(q.order_by(Job.c.created_at.desc()).limit(limit).offset(offset)).all()
+        total = int(conn.execute(count).scalar_one())
+    return [as_dict(r, r.library) for r in rows], total
 
 
 def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
             with catalog.engine.begin() as conn:
                 conn.execute(
                     update(Job)
-                    .where(Job.id == job_id, Job.status == "running")
+                    .where(Job.c.id == job_id, Job.c.status == "running")
                     .values(requested=action)
                 )
         elif status is JobStatus.PAUSED and action == "pause":
@@ -171,7 +175,7 @@ def request(catalog: Catalog, job_id: str, action: str) -> dict[str, Any]:
         elif not transition(catalog, job_id, target, expect=status):
             # it started in between: ask its runner instead
             with catalog.engine.begin() as conn:
-                conn.execute(update(Job).where(Job.id == job_id).values(requested=action))
+                conn.execute(update(Job).where(Job.c.id == job_id).values(requested=action))
     else:
         raise InvalidRequest(f"unknown action {action!r}")
     return get_job(catalog, job_id)
@@ -183,8 +187,8 @@ def delete_job(catalog: Catalog, job_id: str) -> None:
     if job["status"] in (JobStatus.RUNNING, JobStatus.QUEUED):
         raise InvalidRequest(f"job is {job['status']}: cancel it first")
     with catalog.engine.begin() as conn:
-        conn.execute(update(Result).where(Result.job_id == job_id).values(job_id=None))
-        conn.execute(delete(Job).where(Job.id == job_id))
+        conn.execute(update(Result).where(Result.c.job_id == job_id).values(job_id=None))
+        conn.execute(delete(Job).where(Job.c.id == job_id))
 
 
 #: what :func:`heartbeat` answers when another process owns the job now
@@ -196,7 +200,7 @@ def renew_lease(catalog: Catalog, job_id: str, owner: str) -> bool:
     with catalog.engine.begin() as conn:
         renewed = conn.execute(
             update(Job)
-            .where(Job.id == job_id, Job.owner == owner, Job.status == "running")
+            .where(Job.c.id == job_id, Job.c.owner == owner, Job.c.status == "running")
             .values(heartbeat_at=utcnow())
         ).rowcount
     return bool(renewed)
@@ -210,7 +214,7 @@ def heartbeat(catalog: Catalog, job_id: str, owner: str) -> str | None:
     if not renew_lease(catalog, job_id, owner):
         return LOST
     with catalog.engine.connect() as conn:
-        return conn.execute(select(Job.requested).where(Job.id == job_id)).scalar()
+        return conn.execute(select(Job.c.requested).where(Job.c.id == job_id)).scalar()
 
 
 def stale_running_jobs(catalog: Catalog, lease_seconds: float) -> list[str]:
@@ -218,7 +222,7 @@ def stale_running_jobs(catalog: Catalog, lease_seconds: float) -> list[str]:
     limit = utcnow() - timedelta(seconds=lease_seconds)
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Job.id, Job.owner, Job.heartbeat_at).where(Job.status == "running")
+            select(Job.c.id, Job.c.owner, Job.c.heartbeat_at).where(Job.c.status == "running")
         ).all()
     return [
         job_id
@@ -231,14 +235,14 @@ def take_over(catalog: Catalog, job_id: str, **values: Any) -> bool:
     """Make a paused or stale running job this process's (with ``values``), unless another
     process took it first: the update holds only while its owner is the one read here."""
     with catalog.engine.connect() as conn:
-        old = conn.execute(select(Job.owner).where(Job.id == job_id)).scalar()
+        old = conn.execute(select(Job.c.owner).where(Job.c.id == job_id)).scalar()
     with catalog.engine.begin() as conn:
         taken = conn.execute(
             update(Job)
             .where(
-                Job.id == job_id,
-                Job.status.in_(["running", "paused"]),
-                Job.owner.is_(None) if old is None else Job.owner == old,
+                Job.c.id == job_id,
+                Job.c.status.in_(["running", "paused"]),
+                Job.c.owner.is_(None) if old is None else Job.c.owner == old,
             )
             .values(owner=this_owner(), heartbeat_at=utcnow(), **values)
         ).rowcount
@@ -253,11 +257,11 @@ def claim_next(catalog: Catalog, lease_seconds: float) -> str | None:
         if take_over(catalog, job_id):
             return job_id
     with catalog.engine.connect() as conn:
-        candidates = (
+        candidates: Sequence[str] = (
             conn.execute(
-                select(Job.id)
-                .where(Job.status == "queued")
-                .order_by(Job.priority.desc(), Job.created_at)
+                select(Job.c.id)
+                .where(Job.c.status == "queued")
+                .order_by(Job.c.priority.desc(), Job.c.created_at)
                 .limit(5)
             )
             .scalars()
@@ -275,14 +279,14 @@ def cleanup_old(catalog: Catalog, retention_days: float) -> int:
     with catalog.engine.begin() as conn:
         old = (
             conn.execute(
-                select(Job.id).where(
-                    Job.status.in_([str(s) for s in FINISHED]), Job.completed_at < limit
+                select(Job.c.id).where(
+                    Job.c.status.in_([str(s) for s in FINISHED]), Job.c.completed_at < limit
                 )
             )
             .scalars()
             .all()
         )
         if old:
-            conn.execute(update(Result).where(Result.job_id.in_(old)).values(job_id=None))
-            conn.execute(delete(Job).where(Job.id.in_(old)))
+            conn.execute(update(Result).where(Result.c.job_id.in_(old)).values(job_id=None))
+            conn.execute(delete(Job).where(Job.c.id.in_(old)))
     return len(old)

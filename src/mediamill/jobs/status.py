@@ -63,7 +63,7 @@ def transition(
     with catalog.engine.begin() as conn:
         changed = conn.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status.in_([str(s) for s in allowed]))
+            .where(Job.c.id == job_id, Job.c.status.in_([str(s) for s in allowed]))
             .values(status=str(to), **values)
         ).rowcount
         if changed and to is not JobStatus.RUNNING:

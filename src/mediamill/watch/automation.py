@@ -80,7 +80,7 @@ def _positive(raw: dict[str, Any], key: str) -> float | None:
 def automation(catalog: Catalog, library_id: int) -> Automation:
     with catalog.engine.connect() as conn:
         raw = conn.execute(
-            select(Library.automation).where(Library.id == library_id)
+            select(Library.c.automation).where(Library.c.id == library_id)
         ).scalar_one_or_none()
     return Automation.from_dict(raw) if raw else Automation()
 
@@ -92,15 +92,15 @@ def set_automation(catalog: Catalog, library_id: int, auto: Automation) -> None:
     if auto.schedule != old.schedule:
         values["scheduled_at"] = utcnow()
     with catalog.engine.begin() as conn:
-        conn.execute(update(Library).where(Library.id == library_id).values(**values))
+        conn.execute(update(Library).where(Library.c.id == library_id).values(**values))
 
 
 def automations(catalog: Catalog) -> dict[int, Automation]:
     """Every folder library's automation that runs anything, by library id."""
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Library.id, Library.automation).where(
-                Library.kind == "folder", Library.automation.is_not(None)
+            select(Library.c.id, Library.c.automation).where(
+                Library.c.kind == "folder", Library.c.automation.is_not(None)
             )
         ).all()
     found = {}
@@ -119,7 +119,7 @@ def save_state(catalog: Catalog, library_id: int, state: dict[str, Any] | None) 
 
     value = None if state is None else {**state, "owner": this_owner(), "seen_at": _now()}
     with catalog.engine.begin() as conn:
-        conn.execute(update(Library).where(Library.id == library_id).values(watch_state=value))
+        conn.execute(update(Library).where(Library.c.id == library_id).values(watch_state=value))
 
 
 def watch_state(catalog: Catalog, library_id: int) -> dict[str, Any] | None:
@@ -127,7 +127,7 @@ def watch_state(catalog: Catalog, library_id: int) -> dict[str, Any] | None:
     for a while (its process ended); ``None`` when it was never watched."""
     with catalog.engine.connect() as conn:
         state = conn.execute(
-            select(Library.watch_state).where(Library.id == library_id)
+            select(Library.c.watch_state).where(Library.c.id == library_id)
         ).scalar_one_or_none()
     if not state:
         return None
@@ -144,8 +144,8 @@ def claim_scheduled_run(catalog: Catalog, library_id: int, fired: datetime) -> b
         taken = conn.execute(
             update(Library)
             .where(
-                Library.id == library_id,
-                or_(Library.scheduled_at.is_(None), Library.scheduled_at < fired),
+                Library.c.id == library_id,
+                or_(Library.c.scheduled_at.is_(None), Library.c.scheduled_at < fired),
             )
             .values(scheduled_at=fired)
         ).rowcount

@@ -93,11 +93,11 @@ def _join_queued(
     if one waits that has not started; its id, else ``None``."""
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Job.id, Job.selection, Job.options, Job.summary).where(
-                Job.library_id == library_id,
-                Job.processor == processor,
-                Job.status == "queued",
-                Job.started_at.is_(None),
+            select(Job.c.id, Job.c.selection, Job.c.options, Job.c.summary).where(
+                Job.c.library_id == library_id,
+                Job.c.processor == processor,
+                Job.c.status == "queued",
+                Job.c.started_at.is_(None),
             )
         ).all()
     for job_id, stored, options, summary in rows:
@@ -115,7 +115,7 @@ def _join_queued(
         with catalog.engine.begin() as conn:
             joined = conn.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "queued", Job.started_at.is_(None))
+                .where(Job.c.id == job_id, Job.c.status == "queued", Job.c.started_at.is_(None))
                 .values(selection=merged)
             ).rowcount
         if joined:
