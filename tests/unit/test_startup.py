@@ -1,27 +1,44 @@
 """What a command loads before it can work: a re-run that finds nothing to do is mostly
 start-up, so the command line never imports what it does not use. Checked in fresh
-interpreters (this test process has imported everything already), with Python's own
-import report (``PYTHONPROFILEIMPORTTIME``), not with timings."""
+interpreters (this test process has imported everything already), by the modules loaded
+when the command ends, not with timings."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from mediamill.testing.media import write_png
-from tests.helpers.cli import mediamill
+from tests.helpers.cli import isolated_env
 
 #: the ORM (0.06 s of every command's start-up: the catalog uses SQLAlchemy Core only) and
 #: Alembic (loaded only to migrate an outdated catalog)
 NEVER_AT_START = ("sqlalchemy.orm", "alembic")
 
 
-def _imported(stderr: str) -> set[str]:
-    """The modules an ``import time:`` report names (one line per module imported)."""
-    return {
-        line.rsplit("|", 1)[1].strip()
-        for line in stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
+def modules_after(argv: list[str], tmp_path: Path) -> tuple[set[str], str]:
+    """Run ``mediamill ARGV`` as the console script does, with a catalog and data dir of its
+    own under ``tmp_path``; the modules it had loaded at exit, and what it printed."""
+    out = tmp_path / "modules.json"
+    code = (
+        "import atexit, json, sys\n"
+        f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n"
+        f"sys.argv = ['mediamill', *{argv!r}]\n"
+        "from mediamill.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=isolated_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(out.read_text())), done.stdout
 
 
 def _unwanted(modules: set[str]) -> list[str]:
@@ -36,16 +53,10 @@ def test_a_run_on_an_up_to_date_catalog_loads_neither_the_orm_nor_alembic(
     root = tmp_path / "lib"
     root.mkdir()
     write_png(root / "a.png")
-    db = f"sqlite:///{tmp_path / 'catalog.db'}"
-    report = {"PYTHONPROFILEIMPORTTIME": "1"}
-
-    first = mediamill("run", "probe", str(root), db=db, env=report)  # makes the catalog
-    again = mediamill("run", "probe", str(root), db=db, env=report)
-    listed = mediamill("jobs", "list", db=db, env=report)
-
-    assert "1 already up to date" in again.stdout
-    for proc in (first, again, listed):
-        modules = _imported(proc.stderr)
-        assert "mediamill.cli" in modules, "the report lists what the command imported"
+    first, _ = modules_after(["run", "probe", str(root)], tmp_path)  # makes the catalog
+    again, printed = modules_after(["run", "probe", str(root)], tmp_path)
+    listed, _ = modules_after(["jobs", "list"], tmp_path)
+    assert "1 already up to date" in printed
+    for modules in (first, again, listed):
         assert "sqlalchemy" in modules
-        assert _unwanted(modules) == [], proc.args
+        assert _unwanted(modules) == []

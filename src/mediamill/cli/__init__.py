@@ -2,19 +2,89 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
 
 import typer
+import typer.main
 
 from mediamill.cli.common import Group
+
+#: every command, and the module of ``mediamill.cli`` that registers it, in the order of
+#: ``mediamill --help``: a command's module is imported when that command runs (or help
+#: lists them all), so ``mediamill run`` does not load the server's, the watcher's or the
+#: playlists' code; a module that cannot be imported (a missing optional dependency) leaves
+#: its commands out
+COMMANDS: dict[str, str] = {
+    "run": "run", "scan": "run", "demo": "run",
+    "export": "data", "show": "data",
+    "jobs": "jobs", "config": "config", "comic": "comic", "stats": "stats",
+    "playlist": "playlist", "serve": "serve",
+    "watch": "watch", "automation": "watch",
+    "worker": "worker",
+}  # fmt: skip
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root group's commands, each built from its module on first use."""
+
+    def __init__(self, built: Mapping[str, Any]) -> None:
+        self._built = dict(built)
+        self._tried: set[str] = set()
+
+    def _load(self, module_name: str) -> None:
+        if module_name in self._tried:
+            return
+        self._tried.add(module_name)
+        try:
+            module = importlib.import_module(f"mediamill.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("mediamill"):
+                return  # an optional dependency that is not installed
+            raise
+        holder = typer.Typer()
+        module.register(holder)
+        for name, command in typer.main.get_group(holder).commands.items():
+            self._built.setdefault(name, command)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built and name in COMMANDS:
+            self._load(COMMANDS[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        for module_name in dict.fromkeys(COMMANDS.values()):
+            self._load(module_name)
+        order = {name: n for n, name in enumerate(COMMANDS)}
+        return iter(sorted(self._built, key=lambda name: order.get(name, len(order))))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Root(Group):
+    """The ``mediamill`` group: its commands are loaded lazily (:data:`COMMANDS`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
 
 app = typer.Typer(
     name="mediamill",
     help="Process big media libraries fast and safely: probe, audio analysis, VOD .strm export.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    cls=Group,
+    cls=_Root,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -48,26 +118,6 @@ def _root(
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logs.setup(level)  # reading the settings may warn (an unknown key)
     logs.setup(level, load())
-
-
-def _register() -> None:
-    from mediamill.cli import comic, config, data, jobs, run, stats
-
-    run.register(app)
-    data.register(app)
-    jobs.register(app)
-    config.register(app)
-    comic.register(app)
-    stats.register(app)
-    for optional in ("playlist", "serve", "watch", "worker"):
-        try:
-            module = __import__(f"mediamill.cli.{optional}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:

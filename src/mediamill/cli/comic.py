@@ -6,13 +6,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mediamill.cli.common import DbOption, console, fail, open_catalog
+from mediamill.cli.common import Command, DbOption, Group, console, fail, open_catalog
 from mediamill.settings import load
 
-comic_app = typer.Typer(help="Comic archives: undo a comic job's changes.", no_args_is_help=True)
+comic_app = typer.Typer(
+    help="Comic archives: undo a comic job's changes.", no_args_is_help=True, cls=Group
+)
 
 
-@comic_app.command("undo")
+@comic_app.command("undo", cls=Command)
 def undo(
     job_id: str = typer.Argument(..., help="The comic job whose changes to undo."),
     dry_run: bool = typer.Option(
