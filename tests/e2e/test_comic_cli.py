@@ -8,30 +8,16 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from mediamill.comic import archive as arc
 from mediamill.comic import comicinfo as ci
 from mediamill.testing.comics import write_comic
-from tests.helpers.cli import mediamill as run_cli
+from tests.helpers.cli import mediamill_in as mediamill
 
 DATA = Path(__file__).parent.parent / "data" / "comic"
 RENAME = ("--set", "rename={series} #{issue:03}")
 REAL_TITLE = "<ComicInfo><Title>The Real Title</Title><Number>2</Number></ComicInfo>"
-
-
-def mediamill(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run_cli(
-        *args,
-        db=f"sqlite:///{tmp}/c.db",
-        check=check,
-        timeout=120,
-        env={
-            "MEDIAMILL_HOME": str(tmp / "home"),
-            "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
-        },
-    )
 
 
 def make_library(root: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from mediamill.catalog.db import Catalog
 from mediamill.processors.strm import MARKER
 from mediamill.testing.vodserver import VodCatalog, VodServer, make_catalog
 from tests.helpers.cli import mediamill as run_cli
+from tests.helpers.cli import mediamill_in as mediamill
 
 MOVIES, SERIES, EPISODES_PER_SERIES = 30, 3, 4
 ENTRIES = MOVIES + SERIES * EPISODES_PER_SERIES
@@ -39,23 +39,6 @@ def make_provider_catalog() -> VodCatalog:
 def provider() -> Iterator[VodServer]:
     with VodServer(make_provider_catalog()) as server:
         yield server
-
-
-def mediamill(
-    tmp: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``python -m mediamill ARGS`` with its own catalog at ``tmp/c.db`` and data dir."""
-    return run_cli(
-        *args,
-        db=f"sqlite:///{tmp}/c.db",
-        check=check,
-        timeout=120,
-        env={
-            "MEDIAMILL_HOME": str(tmp / "home"),
-            "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
-            **(env or {}),
-        },
-    )
 
 
 def export(tmp: Path, spec: str, out: Path, *args: str) -> str:

@@ -46,3 +46,28 @@ def mediamill(
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def _own(tmp: Path) -> dict[str, str]:
+    """A catalog ``tmp/c.db``, a data dir ``tmp/home`` and no config file."""
+    return {
+        "MEDIAMILL_DB": f"sqlite:///{tmp}/c.db",
+        "MEDIAMILL_HOME": str(tmp / "home"),
+        "MEDIAMILL_CONFIG": str(tmp / "absent-mediamill.toml"),
+    }
+
+
+def isolated_env(tmp: Path) -> dict[str, str]:
+    """:func:`cli_env` for a mediamill of its own under ``tmp`` (:func:`_own`)."""
+    own = _own(tmp)
+    return cli_env(own.pop("MEDIAMILL_DB"), **own)
+
+
+def mediamill_in(
+    tmp: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m mediamill ARGS`` with its own catalog and data dir under ``tmp``."""
+    own = _own(tmp)
+    return mediamill(
+        *args, db=own.pop("MEDIAMILL_DB"), check=check, timeout=120, env={**own, **(env or {})}
+    )

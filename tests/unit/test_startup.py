@@ -60,3 +60,36 @@ def test_a_run_on_an_up_to_date_catalog_loads_neither_the_orm_nor_alembic(
     for modules in (first, again, listed):
         assert "sqlalchemy" in modules
         assert _unwanted(modules) == []
+
+
+def test_a_command_loads_its_own_module_and_not_the_others(tmp_path: Path) -> None:
+    loaded, printed = modules_after(["config"], tmp_path)
+    assert "catalog" in printed
+    assert "mediamill.cli.config" in loaded
+    others = {f"mediamill.cli.{name}" for name in ("run", "serve", "watch", "worker", "playlist")}
+    assert not loaded & others
+    assert not loaded & {"fastapi", "uvicorn", "watchdog", "celery", "av"}
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    from mediamill.cli import COMMANDS
+
+    _, printed = modules_after(["--help"], tmp_path)
+    listed = {line.split()[1] for line in printed.splitlines() if line.startswith("│ ")}
+    assert set(COMMANDS) <= listed
+
+
+def test_an_unchanged_comic_re_run_loads_no_archive_code_and_no_pydantic(tmp_path: Path) -> None:
+    """What it does not need: the archive, XML and name code (no item to process) and
+    pydantic (the settings and the options are read without it)."""
+    from mediamill.testing.comics import write_comic
+
+    library = tmp_path / "comics"
+    write_comic(library / "Saga" / "Saga 001 (2012).cbz", pages=2, seed=1)
+    _, printed = modules_after(["run", "comic", str(library), "-q"], tmp_path)
+    assert "1 ok" in printed
+    again, printed = modules_after(["run", "comic", str(library), "-q"], tmp_path)
+    assert "1 already up to date" in printed
+    assert not again & {"mediamill.comic.work", "mediamill.comic.archive", "xml.etree"}
+    assert not again & {"pydantic", "pydantic_core", "pydantic_settings"}
+    assert _unwanted(again) == []
