@@ -177,6 +177,22 @@ def test_dispatcharr_direct_urls_point_at_the_provider(server: VodServer) -> Non
     assert {fill(e.meta["url"]) for e in found.values()} == xtream
 
 
+def test_a_panels_own_direct_source_url_keeps_its_credentials_out_of_the_entries(
+    server: VodServer,
+) -> None:
+    """A panel may give a movie's upstream URL as ``direct_source``: it is used as it is, but
+    every credential in it (the account's, an Xtream path's, a token) is a marker."""
+    upstream = "http://upstream.example:8080/movie/bob/up-pass-9/2.mkv?token=t0k3n-42&x=1"
+    server.direct_sources = {2: upstream, 4: "https://cdn.example/s3cret-pass/4.mp4"}
+    found = by_key(entries(server.dispatcharr_spec, token=server.token, url_mode="direct"))
+    assert fill(found["movie/2"].meta["url"]) == upstream
+    assert fill(found["movie/4"].meta["url"]) == "https://cdn.example/s3cret-pass/4.mp4"
+    stored = json.dumps([e.meta for e in found.values()])
+    for secret in ("bob", "up-pass-9", "t0k3n-42", "s3cret-pass"):
+        assert secret not in stored
+    assert "upstream.example:8080/movie/" in found["movie/2"].meta["url"]
+
+
 def test_dispatcharr_bad_token_is_refused_clearly(
     server: VodServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

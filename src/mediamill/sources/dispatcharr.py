@@ -48,6 +48,7 @@ from mediamill.sources.base import (
     SourceRead,
     secret_digest,
 )
+from mediamill.sources.m3u import CredentialHider
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class _DirectUrls:
 
     accounts: dict[str, _Account]
     fallbacks: Counter[str] = field(default_factory=Counter)
+    #: hides credentials in a panel's own URLs, the accounts' wherever they are spelled
+    hider: CredentialHider = field(default_factory=CredentialHider)
 
     def url(self, account: Any, kind: str, stream_id: Any, extension: Any) -> str | None:
         """``<server>/<kind>/<user>/<password>/<stream id>.<ext>``, or ``None`` (the reason
@@ -350,6 +353,7 @@ class DispatcharrSource:
         Xtream Codes account's password is not shown: Dispatcharr shows it to admin users
         only, and a URL without it (``/movie/alice//1.mkv``) plays nothing."""
         accounts: dict[str, _Account] = {}
+        secrets: set[str] = set()
         for row in self._pages(http, "/api/m3u/accounts/", "the account list"):
             ident = as_id(row.get("id"))
             if not ident or row.get("is_active") is False:
@@ -374,8 +378,9 @@ class DispatcharrSource:
             else:
                 account.auth = credentials.marker(server, username, password)
             http.add_secrets(username, password)
+            secrets.update((username, password))
             accounts[ident] = account
-        return _DirectUrls(accounts)
+        return _DirectUrls(accounts, hider=CredentialHider(secrets))
 
     def _movies(
         self, http: HttpFetcher, direct: _DirectUrls | None, rows: Iterator[dict[str, Any]]
@@ -388,11 +393,17 @@ class DispatcharrSource:
                     f"{self.base}/api/vod/movies/{meta['id']}/provider-info/", "movie provider-info"
                 )
                 info = info if isinstance(info, dict) else {}
-                url = as_str(info.get("direct_source")) or direct.url(
-                    info.get("m3u_account"),
-                    "movie",
-                    info.get("stream_id"),
-                    info.get("container_extension"),
+                # a panel's own URL for the stream (its upstream), often with an account in it
+                upstream = as_str(info.get("direct_source"))
+                url = (
+                    direct.hider.hide(upstream)
+                    if upstream
+                    else direct.url(
+                        info.get("m3u_account"),
+                        "movie",
+                        info.get("stream_id"),
+                        info.get("container_extension"),
+                    )
                 )
                 if url:
                     meta["url"] = url

@@ -102,6 +102,38 @@ def hide_credentials(url: str, spans: list[tuple[int, int]], stand_in: Callable[
     return url
 
 
+class CredentialHider:
+    """Puts a marker (:func:`mediamill.credentials.secret`) in the place of each credential
+    of a URL (:func:`credential_spans`), the ``secrets`` given too wherever a URL spells them
+    (as they are or percent-encoded; 3 characters or more)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.known = sorted(
+            {
+                text
+                for value in secrets
+                if len(value) >= 3
+                for text in (value, quote(value, safe=""))
+            },
+            key=len,
+            reverse=True,
+        )
+        self._markers: dict[str, str] = {}  # a credential's text -> its marker
+
+    def spans(self, url: str) -> list[tuple[int, int]]:
+        return credential_spans(url, self.known)
+
+    def marker(self, text: str) -> str:
+        """The marker of one credential (kept in the data dir)."""
+        found = self._markers.get(text)
+        if found is None:
+            found = self._markers[text] = credentials.secret(text)
+        return found
+
+    def hide(self, url: str) -> str:
+        return hide_credentials(url, self.spans(url), self.marker)
+
+
 def display_name(location: str) -> str:
     """``m3u+file:///path`` or ``m3u+https://host/path`` (no credentials, no query)."""
     parts = urlsplit(location)
@@ -137,18 +169,8 @@ class M3USource:
         secrets = [parts.username or "", parts.password or ""]
         secrets += [value for _key, value in parse_qsl(parts.query) if len(value) >= 3]
         self._secrets = secrets
-        #: the playlist URL's credentials as an entry's URL may spell them
-        self._known = sorted(
-            {
-                text
-                for value in secrets
-                if len(value) >= 3
-                for text in (value, quote(value, safe=""))
-            },
-            key=len,
-            reverse=True,
-        )
-        self._markers: dict[str, str] = {}  # a credential's text -> its marker
+        #: the playlist URL's credentials, wherever an entry's URL spells them
+        self._hider = CredentialHider(secrets)
         self._http_options: dict[str, Any] = {
             "rate": rate, "retries": retries, "backoff": backoff, "timeout": timeout,
         }  # fmt: skip
@@ -270,13 +292,6 @@ class M3USource:
             movies.close()
             episodes.close()
 
-    def _marker(self, text: str) -> str:
-        """The marker of one credential of an entry's URL (kept in the data dir)."""
-        found = self._markers.get(text)
-        if found is None:
-            found = self._markers[text] = credentials.secret(text)
-        return found
-
     def _classify(
         self, attrs: dict[str, str], name: str, url: str
     ) -> tuple[str, dict[str, Any]] | None:
@@ -292,7 +307,7 @@ class M3USource:
         )
         if not is_episode and _SERIES_GROUP.search(group) and parsed is not None:
             is_episode = True
-        spans = credential_spans(url, self._known)
+        spans = self._hider.spans(url)
         # the id of an entry without one is a hash of its URL, credentials left out: a
         # short hash of a URL with a password in it would let a weak password be guessed
         ident = (
@@ -303,7 +318,7 @@ class M3USource:
                 usedforsecurity=False,
             ).hexdigest()[:16]
         )
-        url = hide_credentials(url, spans, self._marker)
+        url = hide_credentials(url, spans, self._hider.marker)
         if is_episode:
             if parsed is None:
                 return None

@@ -193,7 +193,7 @@ def movie_provider_info(vod: VodServer, movie_id: int) -> dict[str, Any]:
         "rating": row["rating"],
         "movie_image": row["logo"]["cache_url"],
         "container_extension": vod.catalog.movie(movie_id - 1)["container_extension"],
-        "direct_source": "",
+        "direct_source": vod.direct_sources.get(movie_id, ""),
         "m3u_account": _account_ref(vod),
     }
 

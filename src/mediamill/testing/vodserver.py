@@ -351,6 +351,9 @@ class VodServer:
         )
         self.account_type = "XC"
         self.account_server_url: str | None = None
+        #: a movie's ``direct_source`` in Dispatcharr's provider-info, by movie id (a panel
+        #: fills it with the stream's upstream URL, credentials included; most leave it "")
+        self.direct_sources: dict[int, str] = {}
         self.requests = 0
         #: Xtream requests by action ("" for the account check)
         self.actions: Counter[str] = Counter()
