@@ -408,7 +408,8 @@ def _playlist_with_accounts(base: str, user: str, password: str) -> str:
         f"{base}/vod/second.mkv?username={user}&password={password}&kind=vod",
         '#EXTINF:-1 group-title="Movies",Third Film (2003)',
         f"{base.replace('://', f'://{user}:{password}@')}/vod/third.mp4",
-        '#EXTINF:-1 group-title="Movies",Fourth Film (2004)',
+        f'#EXTINF:-1 tvg-logo="{base}/logo/4.png?username={user}&password={password}" '
+        'group-title="Movies",Fourth Film (2004)',
         f"{base}/vod/fourth.mp4?token={password}",
         "",
     ])  # fmt: skip
@@ -417,8 +418,9 @@ def _playlist_with_accounts(base: str, user: str, password: str) -> str:
 @pytest.mark.parametrize("playlist", ["served", "file"])
 def test_m3u_accounts_stay_out_of_the_catalog_and_the_api(playlist: str, tmp_path: Path) -> None:
     """M3U entries whose URLs carry the account (``/movie/USER/PASS/…``, ``?username=&
-    password=``, ``user:pass@``, ``?token=``): the .strm files get the URLs as they were (a
-    player needs the account), while the catalog file and every API answer hold markers."""
+    password=``, ``user:pass@``, ``?token=``, a logo's query): the .strm and .nfo files get
+    the URLs as they were (a player needs the account), while the catalog file and every API
+    answer hold markers."""
     from tests.helpers.server import Server
 
     password = "pw-m3u-never-stored-9342"  # noqa: S105 - the point of the test
@@ -439,6 +441,9 @@ def test_m3u_accounts_stay_out_of_the_catalog_and_the_api(playlist: str, tmp_pat
     if playlist == "file":
         wanted = [line for line in lines.splitlines() if line.startswith("http")]
         assert strm_urls == sorted(wanted), "players get the URLs exactly as listed"
+        (nfo,) = out.rglob("Fourth Film*.nfo")
+        logo = f"{server.url}/logo/4.png?username={server.username}&amp;password={password}"
+        assert f'<thumb aspect="poster">{logo}</thumb>' in nfo.read_text()
     else:
         assert all(f"/{server.username}/{password}/" in url for url in strm_urls)
     catalog_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("c.db*"))

@@ -292,6 +292,11 @@ class M3USource:
             movies.close()
             episodes.close()
 
+    def _logo(self, attrs: dict[str, str]) -> str | None:
+        """The entry's ``tvg-logo``, its credentials (if any) as markers."""
+        logo = as_str(attrs.get("tvg-logo"))
+        return self._hider.hide(logo) if logo else None
+
     def _classify(
         self, attrs: dict[str, str], name: str, url: str
     ) -> tuple[str, dict[str, Any]] | None:
@@ -332,7 +337,7 @@ class M3USource:
                     "season": season,
                     "episode": episode,
                     "title": title,
-                    "thumb": as_str(attrs.get("tvg-logo")),
+                    "thumb": self._logo(attrs),
                     "category": as_str(group),
                     "url": url,
                 }
@@ -347,7 +352,7 @@ class M3USource:
                 "name": display,
                 "title": title,
                 "year": year,
-                "thumb": as_str(attrs.get("tvg-logo")),
+                "thumb": self._logo(attrs),
                 "category": as_str(group),
                 "url": url,
             }

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mediamill import credentials
 from mediamill.strm.names import is_placeholder_id
 
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -92,6 +93,12 @@ class _Document:
         return f"{_XML_DECLARATION}<{self.tag}>\n{body}</{self.tag}>\n".encode()
 
 
+def _image(url: Any) -> Any:
+    """An image URL as a media server must fetch it: with the credentials that the catalog
+    keeps as markers (a provider's logo URL may carry the account, as its streams do)."""
+    return credentials.fill(url) if isinstance(url, str) else url
+
+
 def movie_nfo(meta: Mapping[str, Any], title: str) -> bytes:
     """``<movie>``: title, originaltitle, year, plot, ratings, genre, uniqueid, actor, thumb."""
     doc = _Document("movie")
@@ -103,7 +110,7 @@ def movie_nfo(meta: Mapping[str, Any], title: str) -> bytes:
     doc.add_genres(meta.get("genre"))
     doc.add_ids(meta)
     doc.add_cast(meta.get("cast"))
-    doc.add("thumb", meta.get("thumb"), ' aspect="poster"')
+    doc.add("thumb", _image(meta.get("thumb")), ' aspect="poster"')
     return doc.to_bytes()
 
 
@@ -117,7 +124,7 @@ def tvshow_nfo(meta: Mapping[str, Any], title: str) -> bytes:
     doc.add_genres(meta.get("show_genre"))
     doc.add_ids(meta, prefix="show_")
     doc.add_cast(meta.get("show_cast"))
-    doc.add("thumb", meta.get("show_thumb"), ' aspect="poster"')
+    doc.add("thumb", _image(meta.get("show_thumb")), ' aspect="poster"')
     return doc.to_bytes()
 
 
@@ -132,5 +139,5 @@ def episode_nfo(meta: Mapping[str, Any], title: str, show_title: str) -> bytes:
     doc.add("aired", meta.get("aired"))
     doc.add_rating(meta.get("rating"))
     doc.add_ids(meta)
-    doc.add("thumb", meta.get("thumb"))
+    doc.add("thumb", _image(meta.get("thumb")))
     return doc.to_bytes()
