@@ -22,6 +22,7 @@ import pytest
 from mediamill.comic import archive as arc
 from mediamill.comic import comicinfo as ci
 from mediamill.comic import work
+from mediamill.comic.options import Options
 from mediamill.testing.comics import write_comic
 
 DATA = Path(__file__).parent.parent / "data" / "comic"
@@ -31,6 +32,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from mediamill.comic import archive as arc, safe, work
+    from mediamill.comic.options import Options
 
     owner, attr, nth, when = sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
     target = {"arc": arc, "safe": safe, "os": os}[owner]
@@ -47,7 +49,7 @@ CHILD = textwrap.dedent(
         return result
 
     setattr(target, attr, wrapped)
-    options = work.Options.from_mapping(dict(a.split("=", 1) for a in sys.argv[7:]))
+    options = Options.from_mapping(dict(a.split("=", 1) for a in sys.argv[7:]))
     root = Path(sys.argv[1])
     work.apply(root, work.plan(root, sys.argv[2], options), options)
     """
@@ -131,7 +133,7 @@ def test_a_sigkill_at_any_point_leaves_the_old_or_the_new_comic_whole(
         _check_whole(path, members)
     # a second run finishes the work and cleans up
     survivor = rel if (tmp_path / rel).exists() else comics[0].relative_to(tmp_path).as_posix()
-    opts = work.Options.from_mapping(options)
+    opts = Options.from_mapping(options)
     work.apply(tmp_path, work.plan(tmp_path, survivor, opts), opts)
     assert not [p for p in os.listdir(folder) if p.startswith(".")], "a temp file was left"
     final = _comics(folder)

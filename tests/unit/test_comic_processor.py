@@ -10,7 +10,7 @@ import pytest
 
 from mediamill.comic import archive as arc
 from mediamill.comic import comicinfo as ci
-from mediamill.comic.work import ComicError
+from mediamill.comic.options import ComicError
 from mediamill.core import ItemRef, Processed
 from mediamill.processors import base as registry
 from mediamill.testing.comics import write_comic

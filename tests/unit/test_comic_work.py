@@ -10,6 +10,7 @@ import pytest
 from mediamill.comic import archive as arc
 from mediamill.comic import comicinfo as ci
 from mediamill.comic import work
+from mediamill.comic.options import ComicError, Options
 from mediamill.testing.comics import page_set, write_comic
 
 DATA = Path(__file__).parent.parent / "data" / "comic"
@@ -27,7 +28,7 @@ def _pages(path: Path) -> list[bytes]:
 
 
 def _run(root: Path, rel: str, **options: object) -> work.Applied:
-    opts = work.Options.from_mapping(options)
+    opts = Options.from_mapping(options)
     return work.apply(root, work.plan(root, rel, opts), opts)
 
 
@@ -89,7 +90,7 @@ def test_a_cb7_is_retagged_as_a_cb7(tmp_path: Path) -> None:
 def test_rar_is_never_written_but_converted_to_cbz_on_request(tmp_path: Path) -> None:
     shutil.copy(DATA / "rar5.cbr", tmp_path / "Saga 003.cbr")
     before = (tmp_path / "Saga 003.cbr").read_bytes()
-    opts = work.Options()
+    opts = Options()
     plan = work.plan(tmp_path, "Saga 003.cbr", opts)
     assert plan.blocked is not None
     assert "--set convert=cbz" in plan.blocked
@@ -149,10 +150,10 @@ def test_a_malformed_comicinfo_fails_the_file_and_leaves_it_alone(tmp_path: Path
 
 
 def test_unknown_rules_and_formats_are_refused() -> None:
-    with pytest.raises(work.ComicError, match="unknown rule"):
-        work.Options.from_mapping({"rules": "series,colour"})
-    with pytest.raises(work.ComicError, match="never written"):
-        work.Options.from_mapping({"convert": "cbr"})
+    with pytest.raises(ComicError, match="unknown rule"):
+        Options.from_mapping({"rules": "series,colour"})
+    with pytest.raises(ComicError, match="never written"):
+        Options.from_mapping({"convert": "cbr"})
 
 
 def test_a_name_of_255_bytes_is_retagged_through_a_temp_name_that_fits(tmp_path: Path) -> None:

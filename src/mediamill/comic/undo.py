@@ -16,7 +16,8 @@ from typing import Any
 
 from mediamill.comic import archive as arc
 from mediamill.comic import safe
-from mediamill.comic.work import ComicError, rewrite_comicinfo
+from mediamill.comic.options import ComicError
+from mediamill.comic.work import rewrite_comicinfo
 from mediamill.core import ItemUpdate
 
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mediamill.comic import archive as arc
-from mediamill.comic import work as comic_work
+from mediamill.comic.options import ComicError, Options
 from mediamill.core import ItemRef, ItemUpdate, Processed, Work
 from mediamill.processors.base import Processor
+
+if TYPE_CHECKING:
+    from mediamill.comic.work import Plan
 
 
 class ComicProcessor(Processor):
@@ -60,21 +62,26 @@ class ComicProcessor(Processor):
         self.job_options = {k: v for k, v in self.options.items() if k in OPTION_KEYS}
         if self.options.get("force"):
             self.job_options["overwrite"] = True
-        comic_work.Options.from_mapping(self.job_options)
+        Options.from_mapping(self.job_options)
         self.dry_run = bool(self.options.get("dry_run"))
-        self._by_root: dict[Path, comic_work.Options] = {}
+        self._by_root: dict[Path, Options] = {}
 
-    def settings_for(self, root: Path) -> comic_work.Options:
+    def settings_for(self, root: Path) -> Options:
         """The options for a library: its ``.mediamill-comic.toml``, then the job's."""
         settings = self._by_root.get(root)
         if settings is None:
             merged = {**_library_config(root), **self.job_options}
-            settings = self._by_root[root] = comic_work.Options.from_mapping(merged)
+            settings = self._by_root[root] = Options.from_mapping(merged)
         return settings
 
     def process(self, item: ItemRef) -> dict[str, Any] | Processed:
         if item.abspath is None:
             raise ValueError(f"{item.path} is not a file")
+        # the archive, XML and name-parsing code is loaded by the first item, not by a job
+        # that has none to process (an unchanged re-run)
+        from mediamill.comic import archive as arc
+        from mediamill.comic import work as comic_work
+
         root = _library_root(item)
         settings = self.settings_for(root)
         # opened once: the plan reads it, a rewrite copies from it
@@ -115,10 +122,10 @@ def _library_config(root: Path) -> dict[str, Any]:
     try:
         config = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise comic_work.ComicError(f"{path}: not valid TOML ({exc})") from None
+        raise ComicError(f"{path}: not valid TOML ({exc})") from None
     unknown = sorted(set(config) - set(OPTION_KEYS))
     if unknown:
-        raise comic_work.ComicError(f"{path}: unknown key(s) {', '.join(unknown)}")
+        raise ComicError(f"{path}: unknown key(s) {', '.join(unknown)}")
     return config
 
 
@@ -133,7 +140,7 @@ def _library_root(item: ItemRef) -> Path:
     return root
 
 
-def _plan_line(plan: comic_work.Plan, action: str) -> str:
+def _plan_line(plan: Plan, action: str) -> str:
     """``tag: Number: (none) → 7, Year: (none) → 2013; rename → Saga #007 (2013).cbz``."""
     parts = [
         f"{name}: {old if old is not None else '(none)'} → {new}"
@@ -147,7 +154,7 @@ def _plan_line(plan: comic_work.Plan, action: str) -> str:
     return line
 
 
-def _planned_action(plan: comic_work.Plan) -> str:
+def _planned_action(plan: Plan) -> str:
     parts = []
     if plan.rewrite:
         parts.append("convert" if plan.write_format != plan.format else "tag")
