@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from mediamill.playlists import camelot
-
 #: FFmpeg's container names as people say them
 CONTAINERS = {
     "mov,mp4,m4a,3gp,3g2,mj2": "MP4",
@@ -81,6 +79,8 @@ def bit_rate_band(bit_rate: float | None) -> str:
 
 def key_name(key: Any, scale: Any) -> str:
     """``"8A A minor"``: the Camelot code, then the key in letters (``?`` when unknown)."""
+    from mediamill.playlists import camelot  # the playlist code, loaded by analysed music only
+
     try:
         code = str(camelot(key, scale))
     except (ValueError, TypeError):

@@ -8,14 +8,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from mediamill.catalog.db import Catalog, CatalogError
@@ -36,6 +28,28 @@ def _console(*, stderr: bool = False) -> Console:
 
 console = _console()
 err_console = _console(stderr=True)
+
+
+class _NoSpinner:
+    """A spinner nobody sees: :func:`spinner` where output is not a terminal."""
+
+    def update(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    def __enter__(self) -> _NoSpinner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def spinner(out: Console, text: str, **kwargs: Any) -> Any:
+    """``out.status(text)``, Rich's transient spinner, on a terminal; elsewhere (a pipe, a
+    file, a cron job) one that does nothing, as Rich's would, without loading its live
+    display. Either has ``update(text)``."""
+    if not out.is_terminal:
+        return _NoSpinner()
+    return out.status(text, **kwargs)
 
 
 def _readable(params: list[Any]) -> list[Any]:
@@ -130,6 +144,21 @@ class RichProgressHook(Hook):
         self.causes: Counter[str] = Counter()
         #: a dry run's plan lines (``data["plan"]`` of processors that give one: comic)
         self.plans: list[str] = []
+        self._bar: Any = None
+        self._task: Any = None
+
+    def on_start(self, progress: JobProgress) -> None:
+        if self.quiet:
+            return
+        from rich.progress import (  # only for a bar shown: a quiet run never loads it
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -142,11 +171,6 @@ class RichProgressHook(Hook):
             console=console,
             transient=False,
         )
-        self._task: Any = None
-
-    def on_start(self, progress: JobProgress) -> None:
-        if self.quiet:
-            return
         self._bar.start()
         self._task = self._bar.add_task(
             self.label,

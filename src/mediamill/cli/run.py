@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from mediamill import ops
@@ -25,6 +24,7 @@ from mediamill.cli.common import (
     err_console,
     fail,
     open_catalog,
+    spinner,
 )
 from mediamill.jobs.status import JobStatus
 from mediamill.logs import JobLog
@@ -32,8 +32,6 @@ from mediamill.settings import MAX_BATCH_SIZE, MAX_WORKERS, load, private_data_d
 from mediamill.stats import causes_line
 
 if TYPE_CHECKING:
-    from rich.status import Status
-
     from mediamill.sources.folder import ScanReport
 
 
@@ -147,14 +145,14 @@ def run(
     try:
         ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
         library = ops.resolve_library(catalog, target, source_options=options)
-        with say.status(f"Reading {target} …", spinner="dots") as spinner:
+        with spinner(say, f"Reading {target} …", spinner="dots") as shown:
             scanned = ops.refresh_library(
                 catalog,
                 library,
                 source_options=options,
                 spec=target,
                 full=force,
-                on_progress=_scan_progress(spinner, f"Reading {target}"),
+                on_progress=_scan_progress(shown, f"Reading {target}"),
             )
     except Exception as exc:
         raise fail(str(exc)) from exc
@@ -221,7 +219,7 @@ def _dry_run(
     from mediamill.dryrun import plan_folder
 
     try:
-        with err_console.status(f"Reading {folder} …"):
+        with spinner(err_console, f"Reading {folder} …"):
             plan = plan_folder(
                 catalog, folder, processor, force=force, failed_only=failed_only, limit=limit
             )
@@ -258,7 +256,7 @@ def _dry_run_copy(
     hook = RichProgressHook(f"{processor} (dry run)", quiet=quiet or as_json)
     try:
         ops.validate_options(processor, options, source=target if ops.is_source(target) else None)
-        with err_console.status(f"Reading {target} (dry run) …", spinner="dots"):
+        with spinner(err_console, f"Reading {target} (dry run) …", spinner="dots"):
             library = ops.find_library(catalog, target, options)
         plan = ops.dry_run(
             catalog,
@@ -294,14 +292,14 @@ def _dry_run_copy(
         console.print(Text(text))
 
 
-def _scan_progress(spinner: Status, doing: str) -> Callable[[ScanReport], None]:
+def _scan_progress(shown: Any, doing: str) -> Callable[[ScanReport], None]:
     """Counts on the spinner while a big folder is walked (minutes on a slow NAS)."""
 
     def update(report: ScanReport) -> None:
         text = f"{doing} … {report.found:,} files"
         if report.new or report.changed:
             text += f", {report.new:,} new, {report.changed:,} changed"
-        spinner.update(Text(text))
+        shown.update(Text(text))
 
     return update
 
@@ -349,6 +347,8 @@ def _print_outcome(job: dict[str, Any], hook: RichProgressHook, still_failed: in
     if job.get("error"):
         err_console.print(f"[red]job failed:[/] {job['error']}")
     if hook.failures:
+        from rich.table import Table
+
         table = Table(
             "failed item", "cause", title=f"{hook.failure_count} failure(s)", title_justify="left"
         )
@@ -398,8 +398,8 @@ def scan(
     say = err_console if as_json else console
     try:
         library = ops.resolve_library(catalog, str(path))
-        with say.status(f"Scanning {path} …") as spinner:
-            progress = _scan_progress(spinner, f"Scanning {path}")
+        with spinner(say, f"Scanning {path} …") as shown:
+            progress = _scan_progress(shown, f"Scanning {path}")
             report = ops.refresh_library(catalog, library, full=force, on_progress=progress)
     except Exception as exc:
         raise fail(str(exc)) from exc
