@@ -153,6 +153,12 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+#: what an :class:`ItemRef` is made of (:meth:`Catalog._item_ref`)
+ITEM_REF_COLUMNS = (
+    Item.c.id, Item.c.path, Item.c.path_bytes, Item.c.kind, Item.c.size, Item.c.mtime_ns,
+    Item.c.fingerprint, Item.c.meta,
+)  # fmt: skip
+
 #: the PostgreSQL advisory lock that lets one process at a time create or migrate a catalog
 MIGRATION_LOCK = 0x6D656469616D696C  # "mediamil"
 
@@ -978,16 +984,7 @@ class Catalog:
         """Stream the items that need ``processor``, in id order, one page at a time
         (with ``with_previous``, each carries the data of its last result)."""
         cond = self._selection_filter(sel, processor, version, force=force, job_id=job_id)
-        cols: tuple[Any, ...] = (
-            Item.c.id,
-            Item.c.path,
-            Item.c.path_bytes,
-            Item.c.kind,
-            Item.c.size,
-            Item.c.mtime_ns,
-            Item.c.fingerprint,
-            Item.c.meta,
-        )
+        cols: tuple[Any, ...] = ITEM_REF_COLUMNS
         if with_previous:
             cols = (*cols, Result.c.data.label("previous"))
         last = 0
@@ -1014,16 +1011,7 @@ class Catalog:
         """Stream every present item of a library."""
         lib = self.library(library_id)
         root = lib.root if lib else None
-        cols = (
-            Item.c.id,
-            Item.c.path,
-            Item.c.path_bytes,
-            Item.c.kind,
-            Item.c.size,
-            Item.c.mtime_ns,
-            Item.c.fingerprint,
-            Item.c.meta,
-        )
+        cols = ITEM_REF_COLUMNS
         last = 0
         while True:
             with self.engine.connect() as conn:
