@@ -244,8 +244,10 @@ def test_a_renaming_job_paused_on_workers_records_every_rename(
     root = tmp_path / "lib"
     names = [f"f{i:03d}.bin" for i in range(400)]
     make_files(root, names)
+    # 40 ms a file: about 8 s of work on the two workers, so the pause lands mid-job (with
+    # no delay the 400 renames could all be done before it, on a quiet machine)
     job_id, thread = _run_in_thread(
-        two_workers, sqlite_url, root, "tests.helpers.processors:Renamer", batch_size=5
+        two_workers, sqlite_url, root, "tests.helpers.processors:Renamer", batch_size=5, delay=0.04
     )
     catalog = Catalog.open(sqlite_url)
     _wait(lambda: manager.get_job(catalog, job_id)["processed_items"] >= 10, 60, "first items")

@@ -126,7 +126,8 @@ class Rewriter(Processor):
 
 class Renamer(Processor):
     """Renames each file to ``renamed-<name>`` in its folder (as a comic renamer would), or,
-    with option ``renames`` (``{path: new path}``), only those files, to where it says."""
+    with option ``renames`` (``{path: new path}``), only those files, to where it says;
+    ``delay`` seconds first (a job long enough to be paused)."""
 
     name = "tests.helpers.processors:Renamer"
     version = "1"
@@ -135,6 +136,9 @@ class Renamer(Processor):
 
     def process(self, item: ItemRef) -> dict[str, Any] | Processed:
         assert item.abspath is not None
+        delay = float(self.options.get("delay", 0))
+        if delay:
+            time.sleep(delay)
         renames = self.options.get("renames")
         folder, _, name = item.path.rpartition("/")
         default = (f"{folder}/" if folder else "") + f"renamed-{name}"
