@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mediamill.testing.media import make_library
-from tests.helpers.cli import cli_env, mediamill
+from tests.helpers.cli import cli_env, mediamill, mediamill_in
 
 #: a name written by an old Latin-1 system: not valid UTF-8
 ODD = b"caf\xe9 latin1.flac"
@@ -45,6 +45,16 @@ def _piped(
         timeout=300,
         check=False,
     )
+
+
+def test_the_demo_makes_a_library_and_probes_it(tmp_path: Path) -> None:
+    """`make demo`, the README's first command: `mediamill demo` in a data dir of its own."""
+    done = mediamill_in(tmp_path, "demo")
+    folder = tmp_path / "home" / "demo-library"
+    made = [p for p in folder.rglob("*") if p.is_file()]
+    assert f"Made {len(made)} media files in {folder}" in done.stdout
+    assert f"completed: {len(made)}/{len(made)} items" in done.stdout
+    assert f"mediamill export probe {folder}" in done.stdout
 
 
 # ---------------------------------------------------------------- config (point 2)

@@ -447,6 +447,7 @@ def demo(
         quiet=False,
         as_json=False,
         db=db,
+        broker=None,  # every parameter: one left out would be Typer's OptionInfo, not None
     )
     console.print(f"\nNext: [bold]mediamill export probe {folder} --format jsonl[/]")
 
