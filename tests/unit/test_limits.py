@@ -103,3 +103,17 @@ def test_a_data_dir_an_older_version_left_readable_is_made_private_and_said_once
     assert f"{config} (644 -> 600)" in said[0]
     again = mediamill("scan", str(lib), db=db, env=env)
     assert "made private" not in again.stderr
+
+
+def test_a_new_catalog_is_private_from_the_start_so_nothing_is_said(tmp_path: Path) -> None:
+    """The catalog and the lock file beside it are made 0600: the next command finds nothing
+    to make private (it said so of every new catalog's lock file)."""
+    home, lib = tmp_path / "home", tmp_path / "lib"
+    make_files(lib, ["a.bin"])
+    db = f"sqlite:///{home / 'catalog.db'}"
+    env = {"MEDIAMILL_HOME": str(home), "MEDIAMILL_CONFIG": str(tmp_path / "absent.toml")}
+    made = mediamill("scan", str(lib), db=db, env=env)
+    for name in ("catalog.db", "catalog.db.lock"):
+        assert (home / name).stat().st_mode & 0o777 == 0o600, name
+    again = mediamill("scan", str(lib), db=db, env=env)
+    assert "made private" not in made.stderr + again.stderr, again.stderr

@@ -198,6 +198,10 @@ def _revision(bind: Engine | Connection) -> str | None:
         return str(value) if value else None
 
 
+def _private_opener(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 @contextmanager
 def _migration_turn(engine: Engine) -> Iterator[Connection]:
     """A transaction that no other process creating or migrating this catalog runs beside."""
@@ -211,7 +215,9 @@ def _migration_turn(engine: Engine) -> Iterator[Connection]:
         if path and path != ":memory:":
             import fcntl
 
-            lock = stack.enter_context(open(f"{path}.lock", "a+b"))
+            # private like the catalog beside it (an older one made it 0644: see
+            # settings.make_private)
+            lock = stack.enter_context(open(f"{path}.lock", "a+b", opener=_private_opener))
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         yield stack.enter_context(engine.begin())
 
