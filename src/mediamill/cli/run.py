@@ -424,7 +424,7 @@ def demo(
 
     folder = folder or private_data_dir() / "demo-library"
     folder.mkdir(parents=True, exist_ok=True)
-    with console.status("Making demo media …"):
+    with spinner(console, "Making demo media …"):
         files = make_library(folder)
     console.print(f"Made {len(files)} media files in {folder}")
     run(

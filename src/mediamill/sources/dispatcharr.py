@@ -91,9 +91,9 @@ class _DirectUrls:
     (by reason), for the read's summary."""
 
     accounts: dict[str, _Account]
-    fallbacks: Counter[str] = field(default_factory=Counter)
     #: hides credentials in a panel's own URLs, the accounts' wherever they are spelled
-    hider: CredentialHider = field(default_factory=CredentialHider)
+    hider: CredentialHider
+    fallbacks: Counter[str] = field(default_factory=Counter)
 
     def url(self, account: Any, kind: str, stream_id: Any, extension: Any) -> str | None:
         """``<server>/<kind>/<user>/<password>/<stream id>.<ext>``, or ``None`` (the reason
@@ -380,7 +380,7 @@ class DispatcharrSource:
             http.add_secrets(username, password)
             secrets.update((username, password))
             accounts[ident] = account
-        return _DirectUrls(accounts, hider=CredentialHider(secrets))
+        return _DirectUrls(accounts, CredentialHider(secrets))
 
     def _movies(
         self, http: HttpFetcher, direct: _DirectUrls | None, rows: Iterator[dict[str, Any]]
